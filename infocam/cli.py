@@ -1,0 +1,61 @@
+"""Command line: ``infocam run``, ``infocam prepare``, ``infocam fetch``, ``infocam profiles``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infocam import runs
+from infocam.data.root import DataError
+
+
+def _overrides(items: list[str]) -> dict:
+    return dict(runs.parse_override(item) for item in items)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infocam", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute a chapter with papermill and write runs/<chapter>/<time>/")
+    run.add_argument("chapter", help="e.g. 01_theory, theory or 01")
+    run.add_argument("--profile", default="default", choices=runs.PROFILES)
+    run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter (value parsed as YAML); repeatable")
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+    prep = sub.add_parser("prepare", help="write chapters with a profile injected (for nbval)")
+    prep.add_argument("--profile", default="smoke", choices=runs.PROFILES)
+    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("chapters", nargs="*", help="default: all chapters")
+
+    sub.add_parser("fetch", help="fetch the embedded data and the offline MathJax into the caches")
+    prof = sub.add_parser("profiles", help="show a chapter's parameters and profiles")
+    prof.add_argument("chapter")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            chapter = runs.resolve_chapter(args.chapter)
+            out = runs.run_chapter(chapter, args.profile, _overrides(args.param), runs_dir=args.runs_dir.resolve())
+            print(f"results: {out / 'results.json'}")
+        elif args.command == "prepare":
+            names = [runs.resolve_chapter(c) for c in args.chapters] or runs.chapters()
+            for name in names:
+                print(runs.prepare(name, args.profile, args.out))
+        elif args.command == "fetch":
+            from infocam.data import load_mnist
+            from infocam.vendor import fetch_mathjax
+
+            print(load_mnist("embedded").source)
+            print(f"MathJax: {fetch_mathjax()}")
+        elif args.command == "profiles":
+            chapter = runs.resolve_chapter(args.chapter)
+            print(f"{chapter} parameters (defaults): {runs.parameters_cell(runs.BOOK / (chapter + '.ipynb'))}")
+            for profile in runs.PROFILES:
+                print(f"  {profile}: {runs.load_profile(chapter, profile)}")
+    except (runs.ParameterError, DataError) as exc:
+        print(f"infocam: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

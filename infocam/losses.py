@@ -1,0 +1,113 @@
+"""Classification losses compared in the book (all take logits ``f`` of shape (N, K)).
+
+* :func:`softmax_cross_entropy` — the usual −log softmax_y(f).
+* :func:`pc_softmax_cross_entropy` — −log PC_y(f), PC_y = e^{f_y} / Σ_y' p(y') e^{f_y'} (the paper).
+* :func:`logit_adjusted_loss` — softmax CE on f + τ log p (Menon et al., 2021).
+* :func:`balanced_softmax_loss` — softmax CE on f + log p (Ren et al., 2020).
+* :func:`class_weighted_cross_entropy` — softmax CE with per-class weights (inverse frequency by default).
+
+PC-softmax, logit-adjusted (τ = 1) and Balanced Softmax differ only by the constant log p(y) per
+sample, so their gradients with respect to the logits are identical. For all of them the
+prediction is argmax_y f_y(x) (:func:`predict`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("softmax", "pc_softmax", "logit_adjusted", "balanced_softmax", "class_weighted")
+
+
+def check_priors(priors, num_classes: int | None = None) -> torch.Tensor:
+    """Validate a label prior vector: finite, strictly positive, summing to 1, right length."""
+    p = torch.as_tensor(priors, dtype=torch.float64)
+    if p.ndim != 1:
+        raise ValueError(f"priors must be a 1-D vector, got shape {tuple(p.shape)}")
+    if num_classes is not None and len(p) != num_classes:
+        raise ValueError(f"priors has {len(p)} entries but the logits have {num_classes} classes")
+    if not torch.isfinite(p).all():
+        raise ValueError("priors contain NaN or inf")
+    if (p <= 0).any():
+        zero = torch.nonzero(p <= 0).flatten().tolist()
+        raise ValueError(
+            f"priors must be > 0 for every class (classes {zero} are not): a class absent from "
+            "the training labels has no PC-softmax correction; drop it or add samples"
+        )
+    if not math.isclose(float(p.sum()), 1.0, abs_tol=1e-6):
+        raise ValueError(f"priors must sum to 1, they sum to {float(p.sum()):.6g}")
+    return p
+
+
+def label_priors(labels, num_classes: int) -> torch.Tensor:
+    """Empirical label frequencies p(y) of a training set, checked for empty classes."""
+    counts = torch.bincount(torch.as_tensor(labels).long().flatten(), minlength=num_classes)
+    if len(counts) > num_classes:
+        raise ValueError(f"labels go up to {len(counts) - 1} but num_classes is {num_classes}")
+    return check_priors(counts.double() / counts.sum(), num_classes)
+
+
+def _log_priors(priors, logits: torch.Tensor) -> torch.Tensor:
+    return check_priors(priors, logits.shape[-1]).log().to(logits.dtype).to(logits.device)
+
+
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean −log softmax_y(f)."""
+    return F.cross_entropy(logits, targets)
+
+
+def log_pc_softmax(logits: torch.Tensor, priors) -> torch.Tensor:
+    """log PC_y(f) = f_y − logsumexp_y'(f_y' + log p(y')) for every class (N, K).
+
+    Each entry estimates the pointwise mutual information log p(y|x)/p(y).
+    """
+    log_p = _log_priors(priors, logits)
+    return logits - torch.logsumexp(logits + log_p, dim=-1, keepdim=True)
+
+
+def pc_softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors) -> torch.Tensor:
+    """Mean −log PC_y(f): the probability-corrected softmax loss of the paper."""
+    return -log_pc_softmax(logits, priors).gather(-1, targets[:, None]).mean()
+
+
+def logit_adjusted_loss(logits: torch.Tensor, targets: torch.Tensor, priors, tau: float = 1.0) -> torch.Tensor:
+    """Softmax CE on f + τ log p(y) (Menon et al., 2021)."""
+    return F.cross_entropy(logits + tau * _log_priors(priors, logits), targets)
+
+
+def balanced_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, priors) -> torch.Tensor:
+    """Balanced Softmax (Ren et al., 2020): −log [p(y) e^{f_y} / Σ_y' p(y') e^{f_y'}]."""
+    return F.cross_entropy(logits + _log_priors(priors, logits), targets)
+
+
+def class_weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors, power: float = 1.0) -> torch.Tensor:
+    """Softmax CE with class weights ∝ p(y)^(−power), normalised so that Σ_y p(y) w_y = 1."""
+    p = check_priors(priors, logits.shape[-1])
+    w = p.pow(-power)
+    w = (w / (p * w).sum()).to(logits.dtype).to(logits.device)
+    return F.cross_entropy(logits, targets, weight=w, reduction="sum") / len(targets)
+
+
+def get_loss(name: str, priors=None):
+    """``loss(logits, targets)`` for a name in :data:`LOSSES`; prior-based losses need ``priors``."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+    if name == "softmax":
+        return softmax_cross_entropy
+    if priors is None:
+        raise ValueError(f"loss {name!r} needs the training label priors")
+    priors = check_priors(priors)
+    fn = {
+        "pc_softmax": pc_softmax_cross_entropy,
+        "logit_adjusted": logit_adjusted_loss,
+        "balanced_softmax": balanced_softmax_loss,
+        "class_weighted": class_weighted_cross_entropy,
+    }[name]
+    return lambda logits, targets: fn(logits, targets, priors)
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """Predicted class: argmax_y f_y(x), the same for every loss above."""
+    return logits.argmax(dim=-1)

@@ -1,0 +1,1 @@
+"""Networks used in the book (one module each)."""

@@ -1,0 +1,54 @@
+"""Small shared helpers: seeding, progress bars, atomic file writes."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a run is repeatable on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def progress(iterable=None, **kwargs):
+    """tqdm progress bar that is on by default and silenced by ``INFOCAM_PROGRESS=0``.
+
+    The book build sets ``INFOCAM_PROGRESS=0`` so the rendered pages stay quiet.
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", os.environ.get("INFOCAM_PROGRESS", "1") == "0")
+    kwargs.setdefault("leave", False)
+    return tqdm(iterable, **kwargs)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A reader never sees a half-written file, and a crash leaves the old file (or none).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
