@@ -10,7 +10,6 @@ INFOCAM_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export INFOCAM_DATA
 # Keep notebook kernels lean on a 2-core machine.
 export OMP_NUM_THREADS ?= 2
-export MPLBACKEND := Agg
 
 .PHONY: setup data test unit notebooks book clean bench
 

@@ -114,7 +114,7 @@ def validate(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
             )
         if not _compatible(defaults[name], value):
             raise ParameterError(
-                f"parameter {name!r} of chapter {chapter} must be a {_type_name(defaults[name])} "
+                f"parameter {name!r} of chapter {chapter} must be of type {_type_name(defaults[name])} "
                 f"(default {defaults[name]!r}), got {value!r} ({_type_name(value)})"
             )
     return params
