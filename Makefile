@@ -41,6 +41,7 @@ test: unit notebooks
 # Executes every chapter on its default profile (jupyter-cache) with warnings as errors.
 book: data
 	INFOCAM_PROGRESS=0 $(VENV)/bin/jupyter-book build . -W --keep-going
+	$(PY) -m infocam.vendor _build/html
 	@echo "Book built: file://$(abspath _build/html/index.html)"
 
 bench: data

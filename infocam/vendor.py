@@ -26,3 +26,33 @@ def fetch_mathjax(dest: Path = REPO / ".vendor" / "static" / "mathjax" / "tex-sv
         data = tar.extractfile("package/es5/tex-svg.js").read()
     atomic_write_bytes(dest, data)
     return dest
+
+
+def check_offline(html_dir: Path) -> list[str]:
+    """Problems that would make the built book fetch something at view time (empty = offline).
+
+    Checks every page: no ``<script src>`` or stylesheet ``<link href>`` pointing off-site, and
+    MathJax served from the site itself.
+    """
+    import re
+
+    html_dir = Path(html_dir)
+    problems = []
+    if not (html_dir / "_static" / "mathjax" / "tex-svg.js").exists():
+        problems.append("_static/mathjax/tex-svg.js is missing: run `make data` before building")
+    remote = re.compile(r"""<(?:script[^>]*\ssrc|link[^>]*\shref)=["'](?:https?:)?//""", re.I)
+    for page in sorted(html_dir.rglob("*.html")):
+        text = page.read_text(errors="replace")
+        for match in remote.finditer(text):
+            problems.append(f"{page.relative_to(html_dir)}: remote asset {text[match.start():match.start() + 120]!r}")
+        if "tex-svg.js" not in text and "math" in text and "$$" in text:
+            problems.append(f"{page.relative_to(html_dir)}: holds TeX but does not load MathJax")
+    return problems
+
+
+if __name__ == "__main__":
+    import sys
+
+    found = check_offline(Path(sys.argv[1]))
+    print("\n".join(found) or f"{sys.argv[1]}: every page is self-contained (MathJax served locally)")
+    raise SystemExit(1 if found else 0)
