@@ -66,7 +66,7 @@ def fit(
             loss = loss_fn(model(X[idx]), y[idx])
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             count += len(idx)
         history.append(total / count)
     model.eval()

@@ -24,7 +24,7 @@ def progress(iterable=None, **kwargs):
 
     The book build sets ``INFOCAM_PROGRESS=0`` so the rendered pages stay quiet.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     kwargs.setdefault("disable", os.environ.get("INFOCAM_PROGRESS", "1") == "0")
     kwargs.setdefault("leave", False)
