@@ -1,0 +1,229 @@
+"""Class activation maps: CAM (Zhou et al. 2016) and infoCAM (Qin, Kim & Gedeon 2019).
+
+For a network whose head is ``logits = fc(global_average_pool(F))`` with features ``F`` (C×h×w)
+and a linear layer ``(W, b)``, the class activation map of class ``y`` is
+
+    M_y(g) = Σ_k W[y, k] F_k(g),        and   f_y = mean_g M_y(g) + b_y,
+
+so the PMI difference f_y − f_y′ (the log-partition cancels, chapter 1) is a sum over grid cells
+of M_y − M_y′. infoCAM keeps that difference as the map:
+
+* ``variant="mean-others"``: M_y − mean_{y′≠y} M_y′;
+* ``variant="least-likely"``: M_y − M_{y_min}, y_min the class with the lowest logit of that sample;
+* ``variant="none"``: M_y (no subtraction),
+
+then sums it over a k×k window: ``mode="same"`` (default) centres the window so the map keeps its
+h×w grid; ``mode="faithful"`` reproduces the original code's full convolution (padding k − 1, the
+map grows to (h+k−1)×(w+k−1); stretched over the image, its cell i lands where grid cell
+i − (k−1)/2 belongs, so the evidence is squeezed towards the image centre by h/(h+k−1)).
+Both subtractions are linear in the weights, so infoCAM costs one channel contraction per sample,
+like CAM.
+
+Usage (the torchcam pattern; hooks exist only inside the ``with`` block)::
+
+    with InfoCAM(model, "features", "fc", variant="mean-others", window=3) as cam:
+        logits = model(x)
+        maps = cam(logits.argmax(1), logits)          # (N, h, w)
+
+Used in chapter 4.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VARIANTS = ("none", "mean-others", "least-likely")
+MODES = ("same", "faithful")
+
+
+def _resolve(model: nn.Module, layer, what: str) -> tuple[str, nn.Module]:
+    """A submodule given by name or by object; a ValueError naming the choices otherwise."""
+    modules = dict(model.named_modules())
+    if isinstance(layer, str):
+        if layer not in modules or layer == "":
+            names = [n for n in modules if n]
+            shown = ", ".join(names[:25]) + (" ..." if len(names) > 25 else "")
+            raise ValueError(f"{what} {layer!r} is not a submodule of the model; its submodules are: {shown}")
+        return layer, modules[layer]
+    if isinstance(layer, nn.Module):
+        for name, module in modules.items():
+            if module is layer and name:
+                return name, module
+        raise ValueError(f"{what} {type(layer).__name__} is not a submodule of the model")
+    raise ValueError(f"{what} must be a submodule name (str) or the module itself, got {type(layer).__name__}")
+
+
+class InfoCAM:
+    """infoCAM extractor (see the module docstring); ``variant="none", window=1`` is CAM.
+
+    ``model`` must end in global average pooling followed by the linear layer ``fc_layer``;
+    ``target_layer`` is the module whose output is the feature map F (N, C, h, w).
+    """
+
+    def __init__(self, model: nn.Module, target_layer, fc_layer, variant: str = "mean-others",
+                 window: int = 3, mode: str = "same"):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown infoCAM variant {variant!r}; choose one of {VARIANTS}")
+        if mode not in MODES:
+            raise ValueError(f"unknown window mode {mode!r}; choose one of {MODES}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive int (k of the k×k box sum), got {window!r}")
+        self.model = model
+        self.target_name, self.target_layer = _resolve(model, target_layer, "target layer")
+        self.fc_name, fc = _resolve(model, fc_layer, "fc layer")
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(
+                f"fc layer {self.fc_name!r} is a {type(fc).__name__}, not nn.Linear: CAM and infoCAM need a "
+                "model whose head is a linear layer after global average pooling"
+            )
+        if variant != "none" and fc.out_features < 2:
+            raise ValueError("infoCAM subtracts other classes' maps: the linear head needs >= 2 outputs")
+        self.fc = fc
+        self.variant, self.window, self.mode = variant, window, mode
+        self._handles: list = []
+        self._features: torch.Tensor | None = None
+        self._input_size: tuple[int, int] | None = None
+
+    # -- hooks -------------------------------------------------------------------------------
+    def __enter__(self):
+        self._handles = [
+            self.target_layer.register_forward_hook(self._store_features),
+            self.model.register_forward_pre_hook(self._store_input_size),
+        ]
+        return self
+
+    def __exit__(self, *exc):
+        self.remove_hooks()
+        return False
+
+    def remove_hooks(self) -> None:
+        """Remove the hooks (done automatically when the ``with`` block exits)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self._features = None
+
+    def _store_features(self, module, inputs, output):
+        self._features = output.detach()
+
+    def _store_input_size(self, module, inputs):
+        if inputs and isinstance(inputs[0], torch.Tensor) and inputs[0].dim() >= 3:
+            self._input_size = tuple(inputs[0].shape[-2:])
+
+    # -- maps --------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
+    def _class_indices(self, class_idx, n: int, device) -> torch.Tensor:
+        if isinstance(class_idx, bool):
+            raise ValueError("class_idx must be an int or one int per sample, not a bool")
+        if isinstance(class_idx, int):
+            idx = torch.full((n,), class_idx, dtype=torch.long, device=device)
+        else:
+            idx = torch.as_tensor(class_idx, device=device)
+            if idx.dtype.is_floating_point or idx.dtype == torch.bool:
+                raise ValueError(f"class_idx must hold integers, got dtype {idx.dtype}")
+            idx = idx.long().reshape(-1)
+            if len(idx) != n:
+                raise ValueError(f"class_idx holds {len(idx)} indices but the batch has {n} samples; "
+                                 "pass one int or one index per sample")
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.num_classes):
+            raise ValueError(f"class indices must lie in [0, {self.num_classes - 1}], got "
+                             f"min {int(idx.min())}, max {int(idx.max())}")
+        return idx
+
+    def class_weights(self, idx: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        """Per-sample weight vectors v (N, C) with map = Σ_k v_k F_k before the window."""
+        W = self.fc.weight.detach()
+        w_y = W[idx]
+        if self.variant == "none":
+            return w_y
+        if self.variant == "mean-others":
+            K = W.shape[0]
+            return (K * w_y - W.sum(0, keepdim=True)) / (K - 1)
+        return w_y - W[logits.argmin(1)]
+
+    def _window_sum(self, maps: torch.Tensor) -> torch.Tensor:
+        """k×k box sum (an all-ones convolution) as k − 1 shifted adds per axis: cheap for small k."""
+        k = self.window
+        if k == 1:
+            return maps
+        if self.mode == "same":
+            x = F.pad(maps, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2))
+        else:
+            x = F.pad(maps, (k - 1, k - 1, k - 1, k - 1))
+        w_out, h_out = x.shape[-1] - k + 1, x.shape[-2] - k + 1
+        rows = sum(x[..., :, j : j + w_out] for j in range(k))
+        return sum(rows[..., i : i + h_out, :] for i in range(k))
+
+    def __call__(self, class_idx, logits: torch.Tensor | None = None, upsample=False) -> torch.Tensor:
+        """Maps (N, h, w) of class ``class_idx`` (one int, or one per sample) for the last forward.
+
+        ``logits`` (the model's output) picks y_min for ``"least-likely"``; if omitted they are
+        recomputed from the stored features as fc(GAP(F)). ``upsample=True`` stretches the maps
+        to the input's size (bicubic); a (H, W) tuple stretches them to that size.
+        """
+        if not self._handles:
+            raise RuntimeError("use the extractor as a context manager: `with InfoCAM(...) as cam:` "
+                               "then run the model inside the block")
+        if self._features is None:
+            raise RuntimeError(f"no features stored: run the model inside the `with` block before calling the "
+                               f"extractor (target layer {self.target_name!r})")
+        feats = self._features
+        if feats.dim() != 4:
+            raise ValueError(f"target layer {self.target_name!r} outputs shape {tuple(feats.shape)}; "
+                             "expected (N, C, h, w) feature maps")
+        if feats.shape[1] != self.fc.in_features:
+            raise ValueError(f"target layer {self.target_name!r} has {feats.shape[1]} channels but fc layer "
+                             f"{self.fc_name!r} expects {self.fc.in_features}: pick the layer feeding the pooling")
+        if torch.isnan(feats).any():
+            raise ValueError(f"the feature map of {self.target_name!r} contains NaN; check the input and weights")
+        n = feats.shape[0]
+        idx = self._class_indices(class_idx, n, feats.device)
+        if self.variant == "least-likely":
+            if logits is None:
+                logits = self.fc(feats.mean((2, 3))).detach()
+            if logits.shape != (n, self.num_classes):
+                raise ValueError(f"logits have shape {tuple(logits.shape)}; expected ({n}, {self.num_classes})")
+        v = self.class_weights(idx, logits).to(feats.dtype)
+        maps = self._window_sum(torch.einsum("nc,nchw->nhw", v, feats))
+        if upsample is not False:
+            size = self._input_size if upsample is True else tuple(upsample)
+            if size is None:
+                raise ValueError("upsample=True needs the input size, which was not recorded; pass (H, W)")
+            maps = F.interpolate(maps.unsqueeze(1), size=size, mode="bicubic", align_corners=False).squeeze(1)
+        return maps
+
+
+class CAM(InfoCAM):
+    """Class activation map M_y = Σ_k w_{y,k} F_k (Zhou et al. 2016); infoCAM without subtraction or window."""
+
+    def __init__(self, model: nn.Module, target_layer, fc_layer):
+        super().__init__(model, target_layer, fc_layer, variant="none", window=1, mode="same")
+
+
+def all_class_maps(features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """M (N, K, h, w) for every class from features (N, C, h, w) and head weights (K, C)."""
+    return torch.einsum("kc,nchw->nkhw", weight, features)
+
+
+def infocam_from_features(features: torch.Tensor, weight: torch.Tensor, class_idx, logits=None,
+                          variant: str = "mean-others", window: int = 3, mode: str = "same") -> torch.Tensor:
+    """infoCAM maps from cached features (no model or hooks): same maths as :class:`InfoCAM`.
+
+    Used for frozen backbones whose spatial features are cached (chapter 4, CUB section).
+    """
+    if variant == "least-likely" and logits is None:
+        raise ValueError("variant 'least-likely' needs the logits (N, K) to find each sample's least-likely class")
+    head = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    head.weight.data = weight
+    model = nn.Sequential(nn.Identity(), head)
+    with InfoCAM(model, model[0], head, variant=variant, window=window, mode=mode) as cam:
+        cam._store_features(None, None, features)
+        return cam(class_idx, logits)
+
+
+__all__ = ["CAM", "InfoCAM", "MODES", "VARIANTS", "all_class_maps", "infocam_from_features"]

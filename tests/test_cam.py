@@ -1,0 +1,141 @@
+"""CAM / infoCAM extractors: torchcam equivalence, the PMI decomposition, variants, windows, bad input."""
+
+import pytest
+import torch
+from torch import nn
+
+from infocam.cam import CAM, InfoCAM, infocam_from_features
+from infocam.models.cnn_gap import CNNGAP
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    model = CNNGAP(num_classes=5, widths=(4, 8, 8, 6)).eval()
+    for m in model.modules():  # non-trivial BN statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def x():
+    return torch.rand(6, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _maps(model, x, cls, **kw):
+    with torch.no_grad(), InfoCAM(model, "features", "fc", **kw) as cam:
+        logits = model(x)
+        return cam(cls, logits), logits
+
+
+def test_matches_torchcam_cam(net, x):
+    from torchcam.methods import CAM as TorchCAM
+
+    cls = [0, 1, 2, 3, 4, 0]
+    ours, _ = _maps(net, x, cls, variant="none", window=1)
+    with CAM(net, "features", "fc") as cam:
+        with torch.no_grad():
+            net(x)
+        plain = cam(cls)
+    with TorchCAM(net, target_layer="features", fc_layer="fc", input_shape=(1, 32, 32)) as ref:
+        with torch.no_grad():
+            out = net(x)
+        theirs = ref(cls, out, normalized=False)[0]  # one class per sample
+    assert ours.shape == (6, 8, 8)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(plain, ours, atol=0, rtol=0)
+
+
+def test_pmi_difference_decomposes_over_cells(net, x):
+    with torch.no_grad():
+        logits = net(x)
+        maps = torch.stack([_maps(net, x, k, variant="none", window=1)[0] for k in range(5)], 1)
+    b = net.fc.bias
+    for y in range(5):
+        for y2 in range(5):
+            lhs = logits[:, y] - logits[:, y2]
+            rhs = (maps[:, y] - maps[:, y2]).mean((1, 2)) + b[y] - b[y2]
+            torch.testing.assert_close(lhs, rhs, atol=1e-5, rtol=0)
+
+
+def test_variants_are_differences_of_cams(net, x):
+    cams = torch.stack([_maps(net, x, k, variant="none", window=1)[0] for k in range(5)], 1)
+    cls = torch.tensor([0, 1, 2, 3, 4, 2])
+    mo, logits = _maps(net, x, cls, variant="mean-others", window=1)
+    n = torch.arange(6)
+    others = (cams.sum(1) - cams[n, cls]) / 4
+    torch.testing.assert_close(mo, cams[n, cls] - others, atol=1e-5, rtol=0)
+    ll, _ = _maps(net, x, cls, variant="least-likely", window=1)
+    torch.testing.assert_close(ll, cams[n, cls] - cams[n, logits.argmin(1)], atol=1e-5, rtol=0)
+
+
+def test_window_same_and_faithful(net, x):
+    base, _ = _maps(net, x, 1, variant="mean-others", window=1)
+    same, _ = _maps(net, x, 1, variant="mean-others", window=3)
+    full, _ = _maps(net, x, 1, variant="mean-others", window=3, mode="faithful")
+    assert same.shape == base.shape and full.shape == (6, 10, 10)
+    padded = nn.functional.pad(base, (1, 1, 1, 1))
+    # centred 3x3 sum at cell (2, 3)
+    torch.testing.assert_close(same[:, 2, 3], padded[:, 2:5, 3:6].sum((1, 2)), atol=1e-5, rtol=0)
+    # full convolution: output cell (i, j) sums input cells i-2..i, j-2..j; interior agrees after a shift
+    torch.testing.assert_close(full[:, 1:9, 1:9], same, atol=1e-5, rtol=0)
+    even, _ = _maps(net, x, 1, variant="mean-others", window=4)
+    assert even.shape == base.shape
+
+
+def test_upsample_and_per_sample_classes(net, x):
+    with torch.no_grad(), InfoCAM(net, "features", "fc", window=1) as cam:
+        net(x)
+        up = cam(torch.arange(6) % 5, upsample=True)
+        custom = cam(2, upsample=(20, 24))
+    assert up.shape == (6, 32, 32) and custom.shape == (6, 20, 24)
+
+
+def test_hooks_removed_on_exit_and_on_error(net, x):
+    before = len(net.features._forward_hooks), len(net._forward_pre_hooks)
+    with pytest.raises(RuntimeError, match="boom"):
+        with InfoCAM(net, "features", "fc"):
+            assert len(net.features._forward_hooks) == before[0] + 1
+            raise RuntimeError("boom")
+    assert (len(net.features._forward_hooks), len(net._forward_pre_hooks)) == before
+    cam = InfoCAM(net, "features", "fc")
+    with pytest.raises(RuntimeError, match="context manager"):
+        cam(0)
+
+
+def test_from_features_matches_extractor(net, x):
+    ours, logits = _maps(net, x, 3, variant="least-likely", window=3)
+    with torch.no_grad():
+        feats = net.features(x)
+    again = infocam_from_features(feats, net.fc.weight.detach(), 3, logits, variant="least-likely", window=3)
+    torch.testing.assert_close(ours, again, atol=1e-6, rtol=0)
+
+
+def test_bad_input(net, x):
+    with pytest.raises(ValueError, match="not a submodule"):
+        InfoCAM(net, "layer4", "fc")
+    with pytest.raises(ValueError, match="not nn.Linear"):
+        InfoCAM(net, "features", "pool")
+    with pytest.raises(ValueError, match="variant"):
+        InfoCAM(net, "features", "fc", variant="median")
+    with pytest.raises(ValueError, match="window"):
+        InfoCAM(net, "features", "fc", window=0)
+    with torch.no_grad(), InfoCAM(net, "features", "fc") as cam:
+        with pytest.raises(RuntimeError, match="no features"):
+            cam(0)
+        net(x)
+        with pytest.raises(ValueError, match=r"\[0, 4\]"):
+            cam(5)
+        with pytest.raises(ValueError, match=r"\[0, 4\]"):
+            cam([0, 1, 2, 3, 4, -1])
+        with pytest.raises(ValueError, match="6 samples"):
+            cam([0, 1])
+        net(torch.full_like(x, float("nan")))
+        with pytest.raises(ValueError, match="NaN"):
+            cam(0)
+    with torch.no_grad(), InfoCAM(net, "features.0", "fc") as cam:  # a conv with the wrong width
+        net(x)
+        with pytest.raises(ValueError, match="channels"):
+            cam(0)
