@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from infocam import runs
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("chapters", nargs="*", help="default: all chapters")
 
     sub.add_parser("fetch", help="fetch the embedded data and the offline MathJax into the caches")
+    feats = sub.add_parser("features", help="extract and cache backbone feature maps of the CUB folder "
+                           "under the data root (shared by chapters 3 and 4); does nothing without one")
+    feats.add_argument("--backbone", default="efficientnet_lite0")
+    feats.add_argument("--size", type=int, default=224)
     prof = sub.add_parser("profiles", help="show a chapter's parameters and profiles")
     prof.add_argument("chapter")
 
@@ -50,6 +55,22 @@ def main(argv: list[str] | None = None) -> int:
 
             print(load_mnist("embedded").source)
             print(f"MathJax: {fetch_mathjax()}")
+        elif args.command == "features":
+            from infocam.data.cub import find_cub, load_cub
+            from infocam.models.backbones import extract_features, feature_cache_path
+
+            root = find_cub()
+            if root is None:
+                print("no CUB-200-2011 folder under the data root: nothing to extract")
+                return 0
+            cub = load_cub(root)
+            path = feature_cache_path(args.backbone, cub.paths, size=args.size, spatial=True, cache_key="cub")
+            if not path.exists():
+                started = time.time()
+                extract_features(args.backbone, cub.paths, size=args.size, spatial=True, cache_key="cub")
+                seconds = time.time() - started
+                print(f"extracted {len(cub.paths)} images in {seconds:.0f} s ({len(cub.paths) / seconds:.1f} images/s)")
+            print(f"{cub.source}\n{args.backbone} {args.size}px feature maps: {path}")
         elif args.command == "profiles":
             chapter = runs.resolve_chapter(args.chapter)
             print(f"{chapter} parameters (defaults): {runs.parameters_cell(runs.BOOK / (chapter + '.ipynb'))}")
