@@ -51,8 +51,9 @@ book: data features
 	$(PY) -m infocam.vendor _build/html
 	@echo "Book built: file://$(abspath _build/html/index.html)"
 
+# Speed measurements reported in the issues (minutes; not part of CI).
 bench: data
-	$(PY) benchmarks/run_all.py
+	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf _build .vendor
