@@ -172,3 +172,18 @@ def test_real_cub50_subset_counts(real_cub):
     assert (test_counts[::2] == 5).all() and (test_counts[1::2] <= 15).all()
     boxes, sizes = cub.boxes, cub.sizes
     assert (boxes[:, 0] + boxes[:, 2] <= sizes[:, 0] + 1e-6).all() and (boxes[:, 1] + boxes[:, 3] <= sizes[:, 1] + 1e-6).all()
+
+
+def test_feature_maps_and_pooled_features_share_one_pass(tiny_cub, isolated_cache, monkeypatch):
+    """Chapter 4 asks for maps, chapter 3 for pooled features: one extraction serves both."""
+    from infocam.models.backbones import extract_features, feature_cache_path
+
+    monkeypatch.setenv("INFOCAM_PROGRESS", "0")
+    cub = load_cub(tiny_cub)
+    maps = extract_features("efficientnet_lite0", cub.paths, size=64, spatial=True, cache_key="share")
+    assert maps.shape == (len(cub), 1280, 2, 2) and maps.dtype == np.float16
+    pooled_cache = feature_cache_path("efficientnet_lite0", cub.paths, size=64, cache_key="share")
+    assert pooled_cache.is_file(), "extracting maps must also cache the pooled features"
+    pooled_cache.unlink()  # now only the maps are cached: pooled features are derived from them
+    pooled = extract_features("efficientnet_lite0", cub.paths, size=64, cache_key="share")
+    np.testing.assert_allclose(pooled, maps.astype(np.float32).mean(axis=(2, 3)), rtol=1e-6)

@@ -105,3 +105,15 @@ def test_record_outside_a_run_is_in_memory(monkeypatch):
 
     got = runs.record(test_metric=np.float64(0.5), test_array=np.arange(2))
     assert got["test_metric"] == 0.5 and got["test_array"] == [0, 1]
+
+
+def test_cli_features_without_cub_does_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INFOCAM_DATA", str(tmp_path))
+    assert cli.main(["features"]) == 0
+    assert "nothing to extract" in capsys.readouterr().out
+
+
+def test_cli_profiles_lists_all_three(capsys):
+    assert cli.main(["profiles", "01_theory"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {p}:" in out for p in runs.PROFILES)
