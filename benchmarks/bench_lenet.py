@@ -47,20 +47,8 @@ class PILDigits(Dataset):
         return self.transform(Image.fromarray(self.images[i], mode="L")), int(self.labels[i])
 
 
-def _sgd(model):
-    return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
-
-
 def run_dataloader(images, labels, loss_fn, epochs, seed):
-    torch.manual_seed(seed)
-    model, loader = LeNet(), DataLoader(PILDigits(images, labels), batch_size=64, shuffle=True)
-    opt = _sgd(model)
-    model.train()
-    for _ in range(epochs):
-        for x, y in loader:
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-            opt.step()
+    run_bare(DataLoader(PILDigits(images, labels), batch_size=64, shuffle=True), loss_fn, epochs, seed)
 
 
 def run_fit(X, y, loss_fn, epochs, seed):
@@ -69,9 +57,10 @@ def run_fit(X, y, loss_fn, epochs, seed):
 
 
 def run_bare(batches, loss_fn, epochs, seed):
+    """The plain SGD loop over any iterable of (x, y) batches: pre-built tensors or a DataLoader."""
     torch.manual_seed(seed)
     model = LeNet()
-    opt = _sgd(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
     model.train()
     for _ in range(epochs):
         for x, y in batches:

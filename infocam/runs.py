@@ -244,7 +244,7 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         "profile": profile,
         "parameters": full_params,
         "overrides": overrides or {},
-        "seed": full_params.get("seed", full_params.get("seeds")),
+        "seed": full_params.get("seed"),
         "data_source": metrics.pop("data_source", None),
         "wall_time_s": round(time.time() - started, 2),
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),

@@ -45,8 +45,8 @@ def check_offline(html_dir: Path) -> list[str]:
         text = page.read_text(errors="replace")
         for match in remote.finditer(text):
             problems.append(f"{page.relative_to(html_dir)}: remote asset {text[match.start():match.start() + 120]!r}")
-        if "tex-svg.js" not in text and "math" in text and "$$" in text:
-            problems.append(f"{page.relative_to(html_dir)}: holds TeX but does not load MathJax")
+        if 'class="math' in text and "tex-svg.js" not in text:
+            problems.append(f"{page.relative_to(html_dir)}: holds math but does not load MathJax")
     return problems
 
 

@@ -13,7 +13,7 @@ def _site(tmp_path, page: str):
 
 
 def test_local_site_passes(tmp_path):
-    site = _site(tmp_path, '<script defer src="_static/mathjax/tex-svg.js"></script><p>$$x$$ math</p>')
+    site = _site(tmp_path, '<script defer src="_static/mathjax/tex-svg.js"></script><span class="math notranslate">\\(x\\)</span>')
     assert check_offline(site) == []
 
 
@@ -26,3 +26,8 @@ def test_remote_script_and_stylesheet_are_reported(tmp_path):
 def test_missing_mathjax_is_reported(tmp_path):
     (tmp_path / "index.html").write_text("<p>hi</p>")
     assert any("tex-svg.js is missing" in p for p in check_offline(tmp_path))
+
+
+def test_math_without_mathjax_is_reported(tmp_path):
+    site = _site(tmp_path, '<div class="math notranslate nohighlight">\\[x\\]</div>')
+    assert any("does not load MathJax" in p for p in check_offline(site))
