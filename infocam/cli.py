@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from infocam import runs
-from infocam.data.root import DataError
+from infocam.paths import DataError
 
 
 def _overrides(items: list[str]) -> dict:

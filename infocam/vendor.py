@@ -9,7 +9,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from infocam.data.npm import npm_pack
+from infocam.fetch import npm_pack
 from infocam.utils import atomic_write_bytes
 
 MATHJAX_SPEC = "mathjax@3.2.2"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CUB = REPO.parent / "shared" / "data" / "CUB_200_2011_cub50"
+SHARED_CUB = REPO.parent / "shared" / "data" / "CUB_200_2011_cub50"  # beside the checkout, if present
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def real_cub() -> Path:
     """The real 50-class CUB-200-2011 subset beside the checkout (or under INFOCAM_DATA); skip if absent."""
     candidates = [SHARED_CUB]
     if os.environ.get("INFOCAM_DATA"):
-        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / "CUB_200_2011_cub50")
+        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / "CUB_200_2011")
     for path in candidates:
         if (path / "images.txt").exists():
             return path

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from infocam.data.root import DataError
+from infocam.paths import DataError
 from infocam.models.backbones import imagenet_categories, imagenet_transform, load_backbone
 from infocam.models.lenet import LeNet, mnist_tensor
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from infocam.data.cub import cub_split, find_cub, first_classes, load_cub
-from infocam.data.root import DataError
+from infocam.paths import DataError
 
 
 def make_tiny_cub(root: Path, num_classes=4, n_train=12, n_test=16, seed=0) -> Path:

@@ -8,9 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from infocam.data import DataError, load_mnist
+from infocam.data import load_mnist
+from infocam.paths import DataError
 from infocam.data import mnist as mnist_mod
-from infocam.data.npm import npm_pack, sha256
+from infocam.fetch import npm_pack, sha256
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

@@ -1,6 +1,6 @@
-"""Datasets: embedded real data, loaders for the user's own copies, and the data root."""
+"""Datasets: embedded real data and loaders for the user's own copies (the data root itself
+lives in :mod:`infocam.paths`)."""
 
 from infocam.data.mnist import Digits, load_mnist
-from infocam.data.root import DataError, cache_dir, data_root, find_dataset
 
-__all__ = ["DataError", "Digits", "cache_dir", "data_root", "find_dataset", "load_mnist"]
+__all__ = ["Digits", "load_mnist"]

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from infocam.data.imbalance import keep_first_per_class, parity_counts
-from infocam.data.root import DataError, data_root
+from infocam.paths import DataError, resolve_data_root
 
-CUB_FOLDERS = ("CUB_200_2011", "CUB_200_2011_cub50")
+CUB_FOLDERS = ("CUB_200_2011",)
 FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt", "classes.txt")
 PAPER_SPLIT = {"train": (10, None), "test": (5, 15)}  # (even, odd); None = all
 # A few official boxes overrun their image slightly (image 1218 by 6 % of its width); boxes that
@@ -57,9 +57,9 @@ class CUB:
         return f"CUB({self.source})"
 
 
-def find_cub(data_root_override=None) -> Path | None:
-    """The CUB folder under the data root (``CUB_200_2011``, else ``CUB_200_2011_cub50``), or None."""
-    root = data_root(data_root_override)
+def find_cub(data_root=None) -> Path | None:
+    """The CUB folder under the data root (``CUB_200_2011``), or None."""
+    root = resolve_data_root(data_root)
     if root is None:
         return None
     for name in CUB_FOLDERS:
@@ -102,16 +102,16 @@ def _resolve_root(root) -> Path:
     return root
 
 
-def load_cub(root=None, *, data_root_override=None, check_images: bool = True) -> CUB:
+def load_cub(root=None, *, data_root=None, check_images: bool = True) -> CUB:
     """Load and validate a CUB-format folder.
 
     ``root`` is the CUB folder itself (holding ``images.txt``) or a folder containing
-    ``CUB_200_2011``/``CUB_200_2011_cub50``; if None the data root is searched (:func:`find_cub`).
+    ``CUB_200_2011``; if None the data root is searched (:func:`find_cub`).
     ``check_images`` opens every image header (fast, no decoding) to check that the file exists,
     is an image, and contains its box.
     """
     if root in (None, ""):
-        root = find_cub(data_root_override)
+        root = find_cub(data_root)
         if root is None:
             raise DataError(
                 "no CUB-200-2011 folder found: set INFOCAM_DATA (or data_root) to a folder holding "

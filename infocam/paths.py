@@ -1,8 +1,13 @@
-"""Where data lives: the user's data root (datasets they bring) and the cache (embedded data).
+"""Where things live: the user's data root (datasets they bring) and the cache (embedded data,
+features), plus :class:`DataError`, the error every loader raises for missing or broken data.
+
+This is infrastructure, not a dataset or a network: ``infocam.data``, ``infocam.models`` and
+``infocam.vendor`` all import it, and it imports none of them.
 
 The data root is set once with the environment variable ``INFOCAM_DATA``; every chapter also
-takes a ``data_root`` parameter that overrides it. The Makefile points it at ``../shared/data``
-when that folder sits beside the checkout.
+takes a ``data_root`` parameter that wins over it, and that one name travels unchanged from the
+command line (``-p data_root=...``) to the loaders. The Makefile may point ``INFOCAM_DATA`` at a
+folder of this machine; the package itself knows no folder names of any machine.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ class DataError(ValueError):
     """A dataset is missing, malformed or fails its checksum; the message says how to fix it."""
 
 
-def data_root(override: str | os.PathLike | None = None) -> Path | None:
+def resolve_data_root(data_root: str | os.PathLike | None = None) -> Path | None:
     """The folder holding user-supplied datasets, or None when none is configured.
 
-    ``override`` (a chapter's ``data_root`` parameter) wins over ``$INFOCAM_DATA``; an empty
-    string means "not set".
+    ``data_root`` (a chapter's parameter) wins over ``$INFOCAM_DATA``; None or ``""`` means
+    "not set". A root that is set but is not a folder is an error, never a silent fallback.
     """
-    value = override if override not in (None, "") else os.environ.get(DATA_ROOT_ENV, "")
+    value = data_root if data_root not in (None, "") else os.environ.get(DATA_ROOT_ENV, "")
     if not value:
         return None
     root = Path(value).expanduser()
@@ -37,9 +42,9 @@ def data_root(override: str | os.PathLike | None = None) -> Path | None:
     return root
 
 
-def find_dataset(names: list[str] | tuple[str, ...], override=None) -> Path | None:
+def find_dataset(names: list[str] | tuple[str, ...], data_root=None) -> Path | None:
     """First existing ``<data root>/<name>`` among ``names``; None if no root or no match."""
-    root = data_root(override)
+    root = resolve_data_root(data_root)
     if root is None:
         return None
     for name in names:
@@ -49,7 +54,7 @@ def find_dataset(names: list[str] | tuple[str, ...], override=None) -> Path | No
 
 
 def cache_dir() -> Path:
-    """Per-user cache for embedded data (``$INFOCAM_CACHE``, else ``$XDG_CACHE_HOME/infocam``)."""
+    """Per-user cache for embedded data and features (``$INFOCAM_CACHE``, else ``$XDG_CACHE_HOME/infocam``)."""
     if os.environ.get(CACHE_ENV):
         path = Path(os.environ[CACHE_ENV]).expanduser()
     else:

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from infocam.data.root import DataError, cache_dir
+from infocam.paths import DataError, cache_dir
 
 
 def sha256(path: Path) -> str:
