@@ -162,7 +162,7 @@ def _jsonable(obj):
 
 
 def provenance() -> dict:
-    """Versions, git commit and device of this process."""
+    """Versions and git commit of this process (the device comes from what the chapter recorded)."""
     import torch
 
     import infocam
@@ -185,7 +185,7 @@ def provenance() -> dict:
         "infocam": infocam.__version__,
         "git_commit": commit,
         "git_dirty": dirty,
-        "device": "cuda:0 " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)",
+        "cuda_available": torch.cuda.is_available(),
         "platform": platform.platform(),
     }
 
@@ -246,6 +246,9 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         "overrides": overrides or {},
         "seed": full_params.get("seed"),
         "data_source": metrics.pop("data_source", None),
+        # the device the chapter's work ran on, as it recorded it (record(device=...)); "cpu" if it
+        # recorded none (chapters without a device parameter compute on the CPU only)
+        "device": metrics.pop("device", "cpu"),
         "wall_time_s": round(time.time() - started, 2),
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),
         **provenance(),
