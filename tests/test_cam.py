@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from infocam.cam import CAM, InfoCAM, infocam_from_features
+from infocam.cam import CAM, InfoCAM, class_maps, window_sum
 from infocam.models.cnn_gap import CNNGAP
 
 
@@ -105,12 +105,58 @@ def test_hooks_removed_on_exit_and_on_error(net, x):
         cam(0)
 
 
-def test_from_features_matches_extractor(net, x):
+def test_class_maps_matches_extractor(net, x):
     ours, logits = _maps(net, x, 3, variant="least-likely", window=3)
     with torch.no_grad():
         feats = net.features(x)
-    again = infocam_from_features(feats, net.fc.weight.detach(), 3, logits, variant="least-likely", window=3)
-    torch.testing.assert_close(ours, again, atol=1e-6, rtol=0)
+    again = class_maps(feats, net.fc.weight, 3, logits, variant="least-likely", window=3)
+    torch.testing.assert_close(ours, again, atol=0, rtol=0)
+    # logits recomputed from the features pick the same least-likely class (the bias is per class,
+    # so it can change the argmin only through ties; this net has none)
+    recomputed = class_maps(feats, net.fc.weight, 3, variant="least-likely", window=3)
+    if torch.equal((feats.mean((2, 3)) @ net.fc.weight.T).argmin(1), logits.argmin(1)):
+        torch.testing.assert_close(recomputed, again, atol=0, rtol=0)
+    assert isinstance(InfoCAM(net, "features", "fc"), CAM)
+
+
+def test_cam_mean_is_logit_minus_bias(net, x):
+    with torch.no_grad():
+        feats, logits = net.features(x), net(x)
+        maps = class_maps(feats, net.fc.weight, 2, variant="none", window=1)
+    torch.testing.assert_close(maps.mean((1, 2)), logits[:, 2] - net.fc.bias[2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6])
+def test_window_same_equals_conv_same_padding(k):
+    """'same' for every k equals an all-ones F.conv2d(padding='same'): for even k the extra cell lies after i."""
+    maps = torch.randn(3, 7, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+    ours = window_sum(maps, k, "same")
+    ref = nn.functional.conv2d(maps.unsqueeze(1), torch.ones(1, 1, k, k, dtype=torch.float64), padding="same")[:, 0]
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=0)
+    if k == 4:  # explicit: cell (3, 4) sums rows 2..5 and columns 3..6
+        torch.testing.assert_close(ours[:, 3, 4], maps[:, 2:6, 3:7].sum((1, 2)), atol=1e-12, rtol=0)
+    full = window_sum(maps, k, "faithful")
+    ref_full = nn.functional.conv2d(maps.unsqueeze(1), torch.ones(1, 1, k, k, dtype=torch.float64), padding=k - 1)[:, 0]
+    torch.testing.assert_close(full, ref_full, atol=1e-12, rtol=0)
+
+
+def test_class_maps_bad_input(net, x):
+    feats = torch.rand(2, 6, 4, 4)
+    w = torch.rand(5, 6)
+    with pytest.raises(ValueError, match=r"\(N, C, h, w\)"):
+        class_maps(feats[0], w, 0)
+    with pytest.raises(ValueError, match=r"\(K, C\)"):
+        class_maps(feats, w[0], 0)
+    with pytest.raises(ValueError, match="channels"):
+        class_maps(feats, torch.rand(5, 7), 0)
+    with pytest.raises(ValueError, match="window"):
+        class_maps(feats, w, 0, window=0)
+    with pytest.raises(ValueError, match="mode"):
+        class_maps(feats, w, 0, mode="valid")
+    with pytest.raises(ValueError, match=">= 2 outputs"):
+        class_maps(feats, w[:1], 0)
+    with pytest.raises(ValueError, match="logits"):
+        class_maps(feats, w, 0, torch.rand(2, 4), variant="least-likely")
 
 
 def test_bad_input(net, x):
