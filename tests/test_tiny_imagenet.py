@@ -1,0 +1,113 @@
+"""Tests of the Tiny-ImageNet loader on generated folders and, when present, the real shared folder."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture
+from infocam.paths import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def tiny(tmp_path):
+    return make_fixture(tmp_path, num_classes=3, n_train=2, n_val=4)
+
+
+def test_reads_both_splits_of_the_official_layout(tiny):
+    val = load_tiny_imagenet(tiny, "val")
+    train = load_tiny_imagenet(tiny, "train")
+    assert len(val) == 12 and len(train) == 6 and val.num_classes == 3
+    assert list(np.bincount(val.labels)) == [4, 4, 4] and list(np.bincount(train.labels)) == [2, 2, 2]
+    assert val.class_names == ["thing 0", "thing 1", "thing 2"]
+    assert all(p.is_file() for p in val.paths + train.paths)
+    assert "12 images" in val.source and "3 classes" in val.source
+
+
+def test_boxes_are_inclusive_corners_made_half_open(tiny):
+    val = load_tiny_imagenet(tiny, "val")
+    name, wnid, *corners = (tiny / "val" / "val_annotations.txt").read_text().splitlines()[0].split("\t")
+    x0, y0, x1, y1 = map(int, corners)
+    assert val.boxes[0].tolist() == [x0, y0, x1 + 1, y1 + 1]
+    # the fixture's box is exactly the bright square: its pixels are the bright ones
+    pixels = np.asarray(Image.open(val.paths[0]).convert("L"), dtype=float)
+    inside = pixels[y0 : y1 + 1, x0 : x1 + 1].mean()
+    assert inside > pixels.mean() + 40
+
+
+def test_misread_boxes_follow_the_original_code():
+    boxes = np.array([[10.0, 20.0, 31.0, 41.0], [40.0, 50.0, 64.0, 64.0]])  # files: 10 20 30 40 / 40 50 63 63
+    np.testing.assert_array_equal(as_xywh_misread(boxes), [[10, 20, 40, 60], [40, 50, 64, 64]])
+
+
+def test_greyscale_images_are_present_and_load_as_rgb(tiny):
+    from infocam.models.backbones import imagenet_transform
+
+    val = load_tiny_imagenet(tiny, "val")
+    modes = {Image.open(p).mode for p in val.paths}
+    assert "L" in modes
+    x = imagenet_transform(64)(Image.open(next(p for p in val.paths if Image.open(p).mode == "L")))
+    assert x.shape == (3, 64, 64)
+
+
+def test_found_under_the_data_root(tiny, tmp_path):
+    assert find_tiny_imagenet(tmp_path) == tiny
+    assert len(load_tiny_imagenet(data_root=tmp_path)) == 12
+    assert find_tiny_imagenet(tmp_path / "tiny-imagenet-200" / "val") is None
+
+
+@pytest.mark.parametrize("text, match", [
+    ("val_0.JPEG\tn01000000\t1\t2\t3\n", "val_annotations.txt:1: expected 6 fields"),
+    ("val_0.JPEG\tn09999999\t1\t2\t3\t4\n", "val_annotations.txt:1: class n09999999 is not in wnids.txt"),
+    ("val_0.JPEG\tn01000000\t1\t2\tx\t4\n", "val_annotations.txt:1: box corners must be integers"),
+    ("val_0.JPEG\tn01000000\t9\t2\t3\t4\n", "val_annotations.txt:1: invalid box"),
+    ("val_0.JPEG\tn01000000\t1\t2\t3\t64\n", "lies outside"),
+    ("val_404.JPEG\tn01000000\t1\t2\t3\t4\n", "val_404.JPEG is listed but"),
+])
+def test_bad_val_lines_name_file_and_line(tiny, text, match):
+    (tiny / "val" / "val_annotations.txt").write_text(text)
+    with pytest.raises(DataError, match=match):
+        load_tiny_imagenet(tiny, "val")
+
+
+def test_bad_layout_errors(tiny, tmp_path):
+    wnid = "n01000007"
+    (tiny / "train" / wnid / f"{wnid}_boxes.txt").write_text(f"{wnid}_0.JPEG\t1\t2\t3\t4\nn01000000_0.JPEG\t1\t2\t3\t4\n")
+    with pytest.raises(DataError, match=rf"{wnid}_boxes.txt:2: image n01000000_0.JPEG does not belong"):
+        load_tiny_imagenet(tiny, "train")
+    (tiny / "wnids.txt").write_text("n01000000\nn01000000\n")
+    with pytest.raises(DataError, match=r"wnids.txt:2: n01000000 already listed at line 1"):
+        load_tiny_imagenet(tiny)
+    (tiny / "wnids.txt").write_text("n01000000\n")
+    (tiny / "words.txt").unlink()
+    with pytest.raises(DataError, match="words.txt is missing"):
+        load_tiny_imagenet(tiny)
+    with pytest.raises(DataError, match="no Tiny-ImageNet folder"):
+        load_tiny_imagenet(data_root=tmp_path / "tiny-imagenet-200" / "val")
+    with pytest.raises(ValueError, match="unknown Tiny-ImageNet split"):
+        load_tiny_imagenet(tiny, "test")
+
+
+def _real_folder():
+    candidates = [REPO.parent / "shared" / "data" / "tiny-imagenet-200"]
+    if os.environ.get("INFOCAM_DATA"):
+        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / "tiny-imagenet-200")
+    for path in candidates:
+        if (path / "wnids.txt").is_file():
+            return path
+    pytest.skip("real Tiny-ImageNet not present (../shared/data/tiny-imagenet-200)")
+
+
+def test_real_folder_counts():
+    root = _real_folder()
+    val = load_tiny_imagenet(root, "val")
+    assert val.num_classes == 200 and len(val) == 10_000
+    assert list(np.bincount(val.labels)) == [50] * 200
+    assert val.boxes.shape == (10_000, 4) and (val.boxes[:, 2:] > val.boxes[:, :2]).all()
+    assert val.boxes.max() <= 64
+    train = load_tiny_imagenet(root, "train")
+    assert len(train) >= 200 and set(train.labels) == set(range(200))
