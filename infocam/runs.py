@@ -28,6 +28,8 @@ from infocam.utils import atomic_write_text
 
 PROFILES = ("smoke", "default", "paper")
 RESULTS_ENV = "INFOCAM_RESULTS"
+# Set by the book build (Makefile, book/_ext/course.py): record() also writes <dir>/<chapter>.json
+METRICS_DIR_ENV, CHAPTER_ENV = "INFOCAM_METRICS_DIR", "INFOCAM_CHAPTER"
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 
@@ -141,12 +143,16 @@ def record(**metrics) -> dict:
     """Store a chapter's metrics (JSON-serialisable) for ``results.json``.
 
     Outside ``infocam run`` the values are kept in memory only, so chapters call this freely.
-    Call it with ``data_source=...`` to name the data a chapter used.
+    Call it with ``data_source=...`` to name the data a chapter used. In the book build they also
+    go to ``$INFOCAM_METRICS_DIR/<chapter>.json``, which the summary page tabulates.
     """
     _RECORDED.update(json.loads(json.dumps(metrics, default=_jsonable)))
     path = os.environ.get(RESULTS_ENV)
     if path:
         atomic_write_text(path, json.dumps(_RECORDED, indent=2, sort_keys=True))
+    if os.environ.get(METRICS_DIR_ENV) and os.environ.get(CHAPTER_ENV):
+        atomic_write_text(Path(os.environ[METRICS_DIR_ENV]) / f"{os.environ[CHAPTER_ENV]}.json",
+                          json.dumps(_RECORDED, indent=2, sort_keys=True))
     return dict(_RECORDED)
 
 
