@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from infocam import mi
+from infocam import estimators
 from infocam.data import synthetic
 
 PROFILE = Path(__file__).resolve().parents[1] / "book" / "params" / "02_synthetic_mi.yml"
@@ -51,8 +51,8 @@ def main() -> None:
 
     BUDGET, TRAIN_PER_CLASS = default_budget()
     counts = synthetic.paper_counts(TRAIN_PER_CLASS)
-    bias = {(n, d): [] for n in mi.ESTIMATORS for d in args.dims}
-    secs = {n: [] for n in mi.ESTIMATORS}
+    bias = {(n, d): [] for n in estimators.ESTIMATORS for d in args.dims}
+    secs = {n: [] for n in estimators.ESTIMATORS}
     exact = {}
     started = time.perf_counter()
     for d in args.dims:
@@ -60,8 +60,8 @@ def main() -> None:
         exact[d] = task.exact_mi()
         for s in range(args.seeds):
             train, test = task.sample(counts, seed=2 * s), task.sample(counts // 5, seed=2 * s + 1)
-            for name in mi.ESTIMATORS:
-                r = mi.estimate_mi(name, train, test, 5, seed=s, **BUDGET[name])
+            for name in estimators.ESTIMATORS:
+                r = estimators.estimate_mi(name, train, test, 5, seed=s, **BUDGET[name])
                 bias[(name, d)].append(r["estimate"] - exact[d])
                 secs[name].append(r["seconds"])
 
@@ -71,7 +71,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     ref = statistics.median(secs["softmax"])
-    for name in mi.ESTIMATORS:
+    for name in estimators.ESTIMATORS:
         cells = "".join(f"{np.mean(bias[(name, d)]):>+10.4f} ±{np.std(bias[(name, d)], ddof=1) if args.seeds > 1 else 0:.3f}"
                         for d in args.dims)
         t = statistics.median(secs[name])

@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from infocam.losses import get_loss, label_priors, log_pc_softmax, predict
+from infocam.estimators import pc_softmax_reading
+from infocam.losses import get_loss, label_priors, predict
 from infocam.train import fit, per_class_accuracy, predict_logits
+from infocam.utils import seed_everything
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,14 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
 
 def train_probe(X: torch.Tensor, y: torch.Tensor, num_classes: int, loss: str = "softmax", *,
                 epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
-                seed: int = 0) -> tuple[nn.Linear, torch.Tensor]:
-    """Train a linear head ``nn.Linear(C, K)`` with Adam on features ``X``; returns (head, priors)."""
+                seed: int = 0, device: torch.device | str = "cpu") -> tuple[nn.Linear, torch.Tensor]:
+    """Train a linear head ``nn.Linear(C, K)`` with Adam on features ``X`` on ``device``; returns (head, priors)."""
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"features must be (N, C) with N labels, got {tuple(X.shape)} and {len(y)} labels")
     priors = label_priors(y, num_classes)
-    torch.manual_seed(seed)
-    head = nn.Linear(X.shape[1], num_classes)
-    fit(head, X, y, get_loss(loss, priors), epochs=epochs, batch_size=batch_size, lr=lr,
+    seed_everything(seed)
+    head = nn.Linear(X.shape[1], num_classes).to(device)
+    fit(head, X.to(device), torch.as_tensor(y).to(device), get_loss(loss, priors), epochs=epochs, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, optimizer="adam", seed=seed, desc=f"probe {loss}")
     return head, priors
 
@@ -53,16 +55,13 @@ def train_probe(X: torch.Tensor, y: torch.Tensor, num_classes: int, loss: str = 
 def evaluate_probe(head: nn.Linear, X: torch.Tensor, y, priors, loss: str = "softmax") -> ProbeResult:
     """Accuracy, mean per-class accuracy and the PC-softmax MI reading of a trained head.
 
-    The MI reading is the mean of log PC_y(x) with the training priors; when the evaluated labels
-    are distributed differently from the training labels, samples are reweighted by
-    p_train(y) / p_eval(y) so that it estimates I(X; Y) under the training label distribution.
+    The MI reading is :func:`infocam.estimators.pc_softmax_reading` with the training priors
+    (held-out labels reweighted to them). ``X`` may live on any device; results are on the CPU.
     """
-    logits = predict_logits(head, X)
+    device = next(head.parameters()).device
+    logits = predict_logits(head, torch.as_tensor(X).to(device)).cpu()
     y = torch.as_tensor(y).long()
     pred = predict(logits).numpy()
     per_class = per_class_accuracy(pred, y.numpy(), logits.shape[1])
-    pmi = log_pc_softmax(logits.double(), priors).gather(1, y[:, None]).squeeze(1)
-    q = torch.bincount(y, minlength=logits.shape[1]).double() / len(y)
-    w = torch.as_tensor(priors, dtype=torch.float64)[y] / q[y]
-    mi = float((w * pmi).sum() / w.sum())
+    mi = pc_softmax_reading(logits, y, priors)
     return ProbeResult(loss, float((pred == y.numpy()).mean()), float(np.nanmean(per_class)), per_class, mi, pred)

@@ -8,14 +8,17 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch so a run is repeatable on the same machine."""
+    """Seed Python, NumPy and torch (CPU and every GPU) so a run is repeatable on the same machine.
+
+    The one way to seed in the book: every chapter and module calls it before it builds or
+    trains a network (``torch.manual_seed`` also seeds CUDA's generators).
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    import torch
-
     torch.manual_seed(seed)
 
 

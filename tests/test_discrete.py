@@ -1,11 +1,10 @@
-"""infocam.data.discrete and the exact discrete quantities in infocam.mi."""
+"""Tests of infocam.data.discrete: the random finite joint distributions of chapter 1."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from infocam import mi
 from infocam.data.discrete import geometric_priors, random_joint
 
 
@@ -24,24 +23,8 @@ def test_random_joint_shares_class_conditionals():
     assert np.allclose(b.sum(0), [0.9, 0.1])
 
 
-def test_mutual_information_limits():
-    independent = np.outer([0.2, 0.3, 0.5], [0.25, 0.75])
-    assert abs(mi.mutual_information(independent)) < 1e-12
-    identity = np.eye(4) / 4
-    assert np.isclose(mi.mutual_information(identity), np.log(4))
-    assert np.isclose(mi.entropy([0.5, 0.5]), np.log(2))
-
-
-def test_bayes_posterior_attains_the_bound():
-    joint = random_joint(8, geometric_priors(3, 5.0), seed=0)
-    I, H = mi.mutual_information(joint), mi.entropy(joint.sum(0))
-    assert np.isclose(H - mi.cross_entropy(joint, mi.posterior(joint)), I)
-    uniform = np.full_like(joint, 1 / 3)
-    assert H - mi.cross_entropy(joint, uniform) < I
-
-
-def test_bad_distributions_are_refused():
-    with pytest.raises(ValueError, match="sum to 1"):
-        mi.mutual_information(np.ones((2, 2)))
-    with pytest.raises(ValueError, match="non-negative"):
-        mi.entropy([1.5, -0.5])
+def test_random_joint_is_a_distribution_and_repeats_by_seed():
+    joint = random_joint(7, geometric_priors(4, 8.0), concentration=0.5, seed=3)
+    assert joint.shape == (7, 4) and np.all(joint >= 0) and np.isclose(joint.sum(), 1)
+    np.testing.assert_array_equal(joint, random_joint(7, geometric_priors(4, 8.0), concentration=0.5, seed=3))
+    assert not np.allclose(joint, random_joint(7, geometric_priors(4, 8.0), concentration=0.5, seed=4))

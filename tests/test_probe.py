@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from infocam.estimators import pc_softmax_reading
+from infocam.losses import log_pc_softmax
 from infocam.probe import evaluate_probe, standardize, train_probe
 
 
@@ -42,3 +44,24 @@ def test_probe_refuses_bad_shapes_and_empty_classes():
         train_probe(torch.as_tensor(X)[:, :, None], torch.as_tensor(y), 2)
     with pytest.raises(ValueError, match="classes"):
         train_probe(torch.as_tensor(X), torch.as_tensor(y), 3, "pc_softmax")
+
+
+def test_probe_reading_is_the_one_pc_softmax_reading():
+    X, y = _features([20, 200, 20, 200])
+    Xt, yt = _features([50, 50, 50, 50], seed=1)
+    Xtr, Xte = standardize(X, Xt)
+    head, priors = train_probe(Xtr, torch.as_tensor(y), 4, "pc_softmax", epochs=5, lr=1e-2)
+    r = evaluate_probe(head, Xte, yt, priors, "pc_softmax")
+    logits = head(Xte).detach()
+    assert r.mi_estimate == pc_softmax_reading(logits, yt, priors)
+    # held-out labels are balanced, training labels are not: the reading reweights them
+    pmi = log_pc_softmax(logits.double(), priors).gather(1, torch.as_tensor(yt)[:, None])
+    assert abs(r.mi_estimate - float(pmi.mean())) > 1e-3
+
+
+def test_same_seed_same_head():
+    X, y = _features([30, 60])
+    a, _ = train_probe(torch.as_tensor(X), torch.as_tensor(y), 2, epochs=2, seed=5)
+    b, _ = train_probe(torch.as_tensor(X), torch.as_tensor(y), 2, epochs=2, seed=5)
+    c, _ = train_probe(torch.as_tensor(X), torch.as_tensor(y), 2, epochs=2, seed=6)
+    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)

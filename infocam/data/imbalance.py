@@ -38,11 +38,11 @@ def parity_counts(num_classes: int, even: int, odd: int) -> np.ndarray:
     return counts
 
 
-def keep_first_per_class(labels, counts, *, what: str = "samples", require_nonempty: bool = True) -> np.ndarray:
+def keep_first_per_class(labels, counts, *, what: str = "samples") -> np.ndarray:
     """Positions of the first ``counts[k]`` samples of each class k, in the order of ``labels``.
 
-    A class with fewer samples keeps all it has. With ``require_nonempty`` a class left with no
-    sample raises ValueError naming it (before any training).
+    A class with fewer samples keeps all it has; a class left with no sample raises ValueError
+    naming it (before any training): its prior p(y) would be 0.
     """
     labels = np.asarray(labels)
     counts = np.asarray(counts, dtype=np.int64)
@@ -51,7 +51,7 @@ def keep_first_per_class(labels, counts, *, what: str = "samples", require_nonem
     keep = np.zeros(len(labels), dtype=bool)
     for k, n in enumerate(counts):
         where = np.flatnonzero(labels == k)
-        if require_nonempty and min(n, len(where)) == 0:
+        if min(n, len(where)) == 0:
             raise ValueError(
                 f"class {k} has no {what} after the imbalance rule (it has {len(where)} before, "
                 f"keep count {n}); every class needs at least one sample for its prior p(y) > 0"

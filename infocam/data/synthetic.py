@@ -24,8 +24,6 @@ from scipy.special import logsumexp
 PAPER_OFFSETS = (0.0, 2.0, -2.0, 4.0, -4.0)
 PAPER_DIMS = (1, 2, 5, 10)
 PAPER_IMBALANCE = (1, 2, 3, 4, 5)
-PAPER_TRAIN_PER_CLASS = 10_000  # balanced; imbalanced 5k/10k/15k/20k/25k
-PAPER_TEST_FRACTION = 0.2
 
 
 def _check_priors(priors, num_classes: int) -> np.ndarray:

@@ -1,61 +1,76 @@
-"""Mutual information: exact values for known distributions and estimators from classifiers.
+"""Mutual-information estimators from samples, and the MI reading of a classifier's logits.
 
-Used in chapter 1 (exact discrete distributions) and chapter 2 (estimators from samples:
-:func:`make_estimator`, :func:`estimate_mi`; softmax, PC-softmax, MINE, InfoNCE, NWJ, kNN).
+Used in chapter 2 (every estimator against the exact MI of Gaussian tasks) and chapter 3 (the
+readings of trained LeNets and linear probes). :func:`softmax_reading` and
+:func:`pc_softmax_reading` are the paper's central quantity, written once: every classifier in the
+book (:class:`ClassifierEstimator`, :func:`infocam.probe.evaluate_probe`, chapter 3's LeNets) is
+read through them. Exact values for finite distributions are in :mod:`infocam.information`.
 """
 
 from __future__ import annotations
 
-import math as _math
-import time as _time
+import math
+import time
 
 import numpy as np
+import torch
+from scipy.special import digamma
+from sklearn.neighbors import KDTree, NearestNeighbors
+
+from infocam.losses import check_priors, get_loss, label_priors, log_pc_softmax
+from infocam.models.mlp import MLP, ConcatCritic
+from infocam.train import fit, predict_logits
+from infocam.utils import progress, seed_everything
 
 
-def _as_distribution(p, name: str) -> np.ndarray:
-    p = np.asarray(p, dtype=np.float64)
-    if not np.all(np.isfinite(p)) or np.any(p < 0):
-        raise ValueError(f"{name} must be finite and non-negative")
-    total = p.sum(axis=-1, keepdims=True) if name.startswith("conditional") else p.sum()
-    if not np.allclose(total, 1.0, atol=1e-9):
-        raise ValueError(f"{name} must sum to 1 (sums to {np.ravel(total)[:3]})")
-    return p
+# -- the MI reading of a classifier's logits ------------------------------------------------------
 
 
-def entropy(p) -> float:
-    """Shannon entropy H(p) in nats (0 log 0 = 0)."""
-    p = _as_distribution(p, "p")
-    nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum())
+def _label_weights(y: torch.Tensor, num_classes: int, priors) -> torch.Tensor | None:
+    """Weights p(y_i) / q(y_i) that move the evaluated labels' frequencies q to ``priors``.
+
+    None when the evaluated labels already have the priors' frequencies (to float32 rounding of
+    the priors), so the reading is then a plain mean.
+    """
+    p = check_priors(priors, num_classes)
+    labels = y.cpu()
+    q = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+    if bool((q > 0).all()) and torch.allclose(q, p, rtol=1e-6, atol=0.0):
+        return None
+    return (p[labels] / q[labels]).to(y.device)
 
 
-def mutual_information(joint) -> float:
-    """Exact I(X;Y) in nats of a finite joint table ``joint[x, y]``."""
-    pxy = _as_distribution(joint, "joint")
-    px = pxy.sum(axis=1, keepdims=True)
-    py = pxy.sum(axis=0, keepdims=True)
-    mask = pxy > 0
-    return float((pxy[mask] * np.log(pxy[mask] / (px @ py)[mask])).sum())
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> float:
+    return float(values.mean() if weights is None else (weights * values).sum() / weights.sum())
 
 
-def posterior(joint) -> np.ndarray:
-    """Bayes posterior p(y|x) of a joint table (rows with p(x) = 0 are left uniform)."""
-    pxy = _as_distribution(joint, "joint")
-    px = pxy.sum(axis=1, keepdims=True)
-    out = np.full_like(pxy, 1.0 / pxy.shape[1])
-    np.divide(pxy, px, out=out, where=px > 0)
-    return out
+def softmax_reading(logits: torch.Tensor, y, priors=None) -> float:
+    """Î = log K − CE = mean_i [log softmax_{y_i} f(x_i) + log K] in nats (≤ log K).
+
+    The bound H(Y) − CE with H(Y) replaced by log K: right only for balanced labels. With
+    ``priors`` (the training label frequencies) the evaluated labels are reweighted to them as in
+    :func:`pc_softmax_reading`, so both readings refer to the same label distribution.
+    """
+    f = torch.as_tensor(logits).double()
+    y = torch.as_tensor(y, device=f.device).long()
+    log_sm = torch.log_softmax(f, dim=-1).gather(1, y[:, None]).squeeze(1) + math.log(f.shape[1])
+    return _weighted_mean(log_sm, None if priors is None else _label_weights(y, f.shape[1], priors))
 
 
-def cross_entropy(joint, q) -> float:
-    """Population cross-entropy CE(q) = −E_{p(x,y)} log q(y|x) in nats of a classifier table q[x, y]."""
-    pxy = _as_distribution(joint, "joint")
-    q = _as_distribution(q, "conditional q")
-    if q.shape != pxy.shape:
-        raise ValueError(f"q has shape {q.shape}, the joint {pxy.shape}")
-    mask = pxy > 0
-    with np.errstate(divide="ignore"):
-        return float(-(pxy[mask] * np.log(q[mask])).sum())
+def pc_softmax_reading(logits: torch.Tensor, y, priors) -> float:
+    """Î = mean_i log PC_{y_i}(x_i), PC_y = e^{f_y} / Σ_y' p(y') e^{f_y'}, in nats (the paper's estimator).
+
+    ``priors`` are the *training* label frequencies p(y): log PC_y(x) estimates the pointwise MI
+    log p(y|x)/p(y) of the training distribution. Evaluated on held-out labels whose frequencies q
+    differ from p (chapter 3's test sets keep fewer rare-class images than the training ratio),
+    sample i is weighted by p(y_i)/q(y_i) — importance weights for a label shift with p(x|y)
+    fixed — so the mean estimates I(X;Y) under p. When q = p the weights are 1 and it is a plain
+    mean. Since log PC_y ≤ −log p(y), the reading never exceeds H(Y) (by construction).
+    """
+    f = torch.as_tensor(logits).double()
+    y = torch.as_tensor(y, device=f.device).long()
+    pmi = log_pc_softmax(f, priors).gather(1, y[:, None]).squeeze(1)
+    return _weighted_mean(pmi, _label_weights(y, f.shape[1], priors))
 
 
 # -- estimators from samples (chapter 2) --------------------------------------------------------
@@ -112,45 +127,34 @@ class MIEstimator:
     """Base class: ``fit`` on a training split, ``estimate`` I(X;Y) in nats on a held-out split.
 
     ``priors`` (optional) overrides the training label frequencies used by PC-softmax, MINE and NWJ;
-    it must be > 0 and sum to 1. ``fit_seconds`` holds the wall time of the last fit.
+    it must be > 0 and sum to 1. ``device`` (a resolved ``torch.device``) is where training and
+    the reading run; inputs stay NumPy on the caller's side.
     """
 
     name = "base"
 
-    def __init__(self, num_classes: int, *, priors=None, seed: int = 0, standardize: bool = True):
+    def __init__(self, num_classes: int, *, priors=None, seed: int = 0, device: torch.device | str = "cpu"):
         if int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         self.num_classes = int(num_classes)
         self.seed = seed
-        self.standardize = standardize
-        self.user_priors = None
-        if priors is not None:
-            from infocam.losses import check_priors
-
-            self.user_priors = check_priors(priors, self.num_classes)
+        self.device = torch.device(device)
+        self.user_priors = None if priors is None else check_priors(priors, self.num_classes)
         self.fitted = False
-        self.fit_seconds = float("nan")
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return (X - self.mean_) / self.sd_
 
     def fit(self, X, y) -> MIEstimator:
         """Check the training split, then train (each subclass's :meth:`_fit`)."""
-        from infocam.losses import label_priors
-
         X, y = check_samples(X, y, self.num_classes, split="training", require_all_classes=True)
         self.dim = X.shape[1]
-        if self.standardize:
-            self.mean_ = X.mean(axis=0)
-            sd = X.std(axis=0)
-            self.sd_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
-        else:
-            self.mean_, self.sd_ = np.zeros(self.dim, np.float32), np.ones(self.dim, np.float32)
+        self.mean_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.sd_ = np.where(sd > 0, sd, 1.0).astype(np.float32)
         priors = self.user_priors if self.user_priors is not None else label_priors(y, self.num_classes)
         self.priors = priors.float()
-        started = _time.perf_counter()
         self._fit(self._scale(X), y)
-        self.fit_seconds = _time.perf_counter() - started
         self.fitted = True
         return self
 
@@ -190,42 +194,23 @@ class ClassifierEstimator(MIEstimator):
         self.hidden, self.epochs, self.batch_size, self.lr, self.weight_decay = hidden, epochs, batch_size, lr, weight_decay
 
     def _fit(self, X, y):
-        import torch
-
-        from infocam.losses import get_loss
-        from infocam.models.mlp import MLP
-        from infocam.train import fit
-        from infocam.utils import seed_everything
-
         seed_everything(self.seed)
-        self.model = MLP(X.shape[1], self.num_classes, self.hidden)
+        self.model = MLP(X.shape[1], self.num_classes, self.hidden).to(self.device)
         loss_fn = get_loss(self.name, self.priors if self.name == "pc_softmax" else None)
-        fit(self.model, torch.from_numpy(X), torch.from_numpy(y), loss_fn, epochs=self.epochs,
+        fit(self.model, torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device), loss_fn, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, optimizer="adam",
             seed=self.seed, desc=self.name)
 
-    def logits(self, X) -> "torch.Tensor":
-        """Logits f(x) of raw inputs (checked and standardised with the training statistics here)."""
-        import torch
-
-        from infocam.train import predict_logits
-
+    def logits(self, X) -> torch.Tensor:
+        """Logits f(x) of raw inputs on the CPU (checked and standardised with the training statistics here)."""
         X, _ = check_samples(X, np.zeros(len(X), np.int64), self.num_classes, split="input")
-        return predict_logits(self.model, torch.from_numpy(self._scale(X)))
+        return predict_logits(self.model, torch.from_numpy(self._scale(X)).to(self.device)).cpu()
 
     def _estimate(self, X, y):
-        import torch
-
-        from infocam.losses import log_pc_softmax
-        from infocam.train import predict_logits
-
-        f = predict_logits(self.model, torch.from_numpy(X)).double()
-        yt = torch.from_numpy(y)[:, None]
+        f = predict_logits(self.model, torch.from_numpy(X).to(self.device))
         if self.name == "softmax":
-            pmi = torch.log_softmax(f, dim=-1).gather(1, yt) + _math.log(self.num_classes)
-        else:
-            pmi = log_pc_softmax(f, self.priors.double()).gather(1, yt)
-        return float(pmi.mean())
+            return softmax_reading(f, y)
+        return pc_softmax_reading(f, y, self.priors)
 
 
 class CriticEstimator(MIEstimator):
@@ -257,29 +242,20 @@ class CriticEstimator(MIEstimator):
 
     def _terms(self, S, y):
         """(mean T on joint pairs, log E_{p(x)p(y)} e^T) from scores S (B, K)."""
-        import torch
-
         joint = S.gather(1, y[:, None]).squeeze(1)
-        log_marg = torch.logsumexp(S + self.priors.to(S.dtype).log(), dim=1)  # log Σ_k p_k e^{T(x_i,k)}
-        return joint.mean(), torch.logsumexp(log_marg, 0) - _math.log(len(S))
+        log_marg = torch.logsumexp(S + self.priors.to(S.device, S.dtype).log(), dim=1)  # log Σ_k p_k e^{T(x_i,k)}
+        return joint.mean(), torch.logsumexp(log_marg, 0) - math.log(len(S))
 
     def _infonce(self, S, y):
-        import torch
-
         pairs = S[:, y]  # (B, B): T(x_i, y_j)
-        return (pairs.diagonal() - torch.logsumexp(pairs, dim=1)).mean() + _math.log(len(S))
+        return (pairs.diagonal() - torch.logsumexp(pairs, dim=1)).mean() + math.log(len(S))
 
     def _fit(self, X, y):
-        import torch
-
-        from infocam.models.mlp import ConcatCritic
-        from infocam.utils import progress, seed_everything
-
         seed_everything(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.critic = ConcatCritic(X.shape[1], self.num_classes, self.hidden)
+        self.critic = ConcatCritic(X.shape[1], self.num_classes, self.hidden).to(self.device)
         opt = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
-        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        Xt, yt = torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device)
         batch = min(self.batch_size, len(Xt))
         ema = None
         self.critic.train()
@@ -302,10 +278,8 @@ class CriticEstimator(MIEstimator):
         self.critic.eval()
 
     def _estimate(self, X, y):
-        import torch
-
         with torch.no_grad():
-            Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+            Xt, yt = torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device)
             S = torch.cat([self.critic.scores(Xt[i : i + 4096]) for i in range(0, len(Xt), 4096)]).double()
             if self.name == "infonce":
                 batch = min(self.batch_size, len(S))
@@ -343,9 +317,6 @@ class KNNEstimator(MIEstimator):
 
 def ross_knn_mi(X, y, k: int = 3) -> float:
     """Ross (2014) kNN estimate of I(X;Y) in nats, X (N, d) continuous, y (N,) discrete (unclipped)."""
-    from scipy.special import digamma
-    from sklearn.neighbors import KDTree, NearestNeighbors
-
     X = np.asarray(X, dtype=np.float64).reshape(len(y), -1)
     y = np.asarray(y)
     radius = np.full(len(y), np.nan)
@@ -383,6 +354,6 @@ def estimate_mi(name: str, train, test, num_classes: int, **kwargs) -> dict:
     ``seconds`` is the wall time of fit plus estimate.
     """
     est = make_estimator(name, num_classes, **kwargs)
-    started = _time.perf_counter()
+    started = time.perf_counter()
     value = est.fit(*train).estimate(*test)
-    return {"estimator": name, "estimate": value, "seconds": _time.perf_counter() - started}
+    return {"estimator": name, "estimate": value, "seconds": time.perf_counter() - started}

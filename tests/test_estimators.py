@@ -1,4 +1,4 @@
-"""Tests of infocam.mi: exact discrete MI and the sample-based estimators on tasks with a known answer."""
+"""Tests of infocam.estimators: the MI readings of logits and the sample-based estimators on tasks with a known answer."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.feature_selection import mutual_info_classif
 
-from infocam import mi
+from infocam import estimators
 from infocam.data import synthetic
 from infocam.models.mlp import MLP, ConcatCritic
 
@@ -40,40 +40,89 @@ def split(task, per_class, seed=0, shuffle=False):
     return train, test
 
 
-# -- exact discrete functions (chapter 1) ------------------------------------------------------
+# -- the MI reading of logits (one implementation, used by chapters 2 and 3) ---------------------
 
 
-def test_exact_discrete_mi():
-    joint = np.array([[0.25, 0.0], [0.0, 0.75]])
-    assert mi.mutual_information(joint) == pytest.approx(mi.entropy([0.25, 0.75]))
-    assert mi.mutual_information(np.outer([0.3, 0.7], [0.6, 0.4])) == pytest.approx(0.0, abs=1e-12)
+def _bayes_logits(task, X):
+    """Logits at the PC-softmax optimum: log p(y|x) − log p(y) (any per-x constant would do)."""
+    return torch.as_tensor(task.log_posterior(X) - np.log(task.priors))
+
+
+def test_readings_of_bayes_logits_estimate_the_exact_mi():
+    task = synthetic.paper_task(1, imbalanced=True)
+    X, y = task.sample(synthetic.paper_counts(4000, True), seed=0)
+    f = _bayes_logits(task, X)
+    exact, H = task.exact_mi(), task.label_entropy
+    assert estimators.pc_softmax_reading(f, y, task.priors) == pytest.approx(exact, abs=0.02)
+    # the softmax optimum f = log p(y|x) read with log K: biased by log K − H(Y)
+    soft = torch.as_tensor(task.log_posterior(X))
+    assert estimators.softmax_reading(soft, y) == pytest.approx(exact + math.log(5) - H, abs=0.02)
+    # reweighting to the priors the sample already has changes nothing
+    assert estimators.softmax_reading(soft, y, task.priors) == estimators.softmax_reading(soft, y)
+
+
+def test_pc_reading_reweights_held_out_labels_to_the_training_priors():
+    task = synthetic.paper_task(1, imbalanced=True)
+    X, y = task.sample([4000, 4000, 4000, 4000, 4000], seed=1)  # balanced held-out labels
+    f = _bayes_logits(task, X)
+    pmi = torch.log_softmax(f + torch.as_tensor(np.log(task.priors)), 1).gather(1, torch.as_tensor(y)[:, None]) \
+        - torch.as_tensor(np.log(task.priors))[torch.as_tensor(y)][:, None]
+    plain = float(pmi.mean())
+    weighted = estimators.pc_softmax_reading(f, y, task.priors)
+    assert weighted == pytest.approx(task.exact_mi(), abs=0.02)  # I(X;Y) under the training priors
+    assert abs(plain - task.exact_mi()) > 0.05  # the unweighted mean refers to no distribution at all
+    # matching frequencies: a plain mean, bit for bit
+    Xb, yb = task.sample(synthetic.paper_counts(200, True), seed=2)
+    fb = _bayes_logits(task, Xb)
+    direct = torch.log_softmax(fb + torch.as_tensor(np.log(task.priors)), 1) - torch.as_tensor(np.log(task.priors))
+    assert estimators.pc_softmax_reading(fb, yb, task.priors) == float(direct.gather(1, torch.as_tensor(yb)[:, None]).mean())
+
+
+def test_pc_reading_never_exceeds_label_entropy_and_softmax_reading_never_exceeds_log_k():
+    g = torch.Generator().manual_seed(0)
+    priors = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
+    H = float(-(priors * priors.log()).sum())
+    for _ in range(20):
+        f = torch.randn(300, 4, generator=g, dtype=torch.float64) * 10
+        y = torch.randint(4, (300,), generator=g)
+        assert estimators.pc_softmax_reading(f, y, priors) <= H + 1e-12
+        assert estimators.softmax_reading(f, y) <= math.log(4) + 1e-12
+
+
+def test_readings_agree_under_balanced_priors_and_refuse_bad_priors():
+    g = torch.Generator().manual_seed(1)
+    f, y = torch.randn(100, 5, generator=g), torch.randint(5, (100,), generator=g)
+    y[:5] = torch.arange(5)
+    assert estimators.pc_softmax_reading(f, y, [0.2] * 5) == pytest.approx(estimators.softmax_reading(f, y, [0.2] * 5), abs=1e-12)
+    with pytest.raises(ValueError, match="> 0"):
+        estimators.pc_softmax_reading(f, y, [0.5, 0.5, 0.0, 0.0, 0.0])
 
 
 # -- estimators ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", mi.ESTIMATORS)
+@pytest.mark.parametrize("name", estimators.ESTIMATORS)
 def test_independent_x_and_y_give_zero(name):
     task = synthetic.paper_task(2)  # labels shuffled: X and Y independent, I = 0
     train, test = split(task, 300, shuffle=True)
-    value = mi.make_estimator(name, 5, seed=0, **FAST[name]).fit(*train).estimate(*test)
+    value = estimators.make_estimator(name, 5, seed=0, **FAST[name]).fit(*train).estimate(*test)
     assert abs(value) < 0.06
 
 
-@pytest.mark.parametrize("name", mi.ESTIMATORS)
+@pytest.mark.parametrize("name", estimators.ESTIMATORS)
 def test_well_separated_classes_give_label_entropy(name):
     task = synthetic.paper_task(2, scale=4.0)  # exact MI = H(Y) = log 5 to 1e-6
     assert task.exact_mi() == pytest.approx(math.log(5), abs=1e-5)
     train, test = split(task, 300)
-    value = mi.make_estimator(name, 5, seed=0, **FAST[name]).fit(*train).estimate(*test)
+    value = estimators.make_estimator(name, 5, seed=0, **FAST[name]).fit(*train).estimate(*test)
     assert value == pytest.approx(math.log(5), abs=0.12)
 
 
 def test_imbalance_biases_softmax_by_log_k_minus_h_but_not_pc_softmax():
     task = synthetic.paper_task(2, imbalanced=True, scale=4.0)  # I = H(Y) < log K
     train, test = split(task, 300)
-    soft = mi.make_estimator("softmax", 5, **FAST["softmax"]).fit(*train).estimate(*test)
-    pc = mi.make_estimator("pc_softmax", 5, **FAST["pc_softmax"]).fit(*train).estimate(*test)
+    soft = estimators.make_estimator("softmax", 5, **FAST["softmax"]).fit(*train).estimate(*test)
+    pc = estimators.make_estimator("pc_softmax", 5, **FAST["pc_softmax"]).fit(*train).estimate(*test)
     H = task.label_entropy
     assert soft == pytest.approx(math.log(5), abs=0.03)  # = I + log K − H(Y)
     assert pc == pytest.approx(H, abs=0.03)
@@ -82,22 +131,22 @@ def test_imbalance_biases_softmax_by_log_k_minus_h_but_not_pc_softmax():
 
 def test_balanced_pc_softmax_equals_softmax():
     train, test = split(synthetic.paper_task(1), 200)
-    a = mi.make_estimator("softmax", 5, **FAST["softmax"]).fit(*train)
-    b = mi.make_estimator("pc_softmax", 5, **FAST["pc_softmax"]).fit(*train)
+    a = estimators.make_estimator("softmax", 5, **FAST["softmax"]).fit(*train)
+    b = estimators.make_estimator("pc_softmax", 5, **FAST["pc_softmax"]).fit(*train)
     assert a.estimate(*test) == pytest.approx(b.estimate(*test), abs=1e-3)
 
 
 def test_infonce_never_exceeds_log_batch():
     task = synthetic.line_task(32, spacing=6.0)  # I ≈ log 32 > log 8
     counts = np.full(32, 40)
-    est = mi.make_estimator("infonce", 32, steps=100, batch_size=8).fit(*task.sample(counts, 0))
+    est = estimators.make_estimator("infonce", 32, steps=100, batch_size=8).fit(*task.sample(counts, 0))
     assert est.estimate(*task.sample(counts, 1)) <= math.log(8) + 1e-9
 
 
 def test_knn_matches_scikit_learn_for_one_feature():
     task = synthetic.paper_task(1, imbalanced=True)
     X, y = task.sample(synthetic.paper_counts(200, True), seed=4)
-    ours = mi.ross_knn_mi(X, y, k=3)
+    ours = estimators.ross_knn_mi(X, y, k=3)
     theirs = mutual_info_classif(X, y, discrete_features=False, n_neighbors=3, random_state=0)[0]
     assert ours == pytest.approx(theirs, abs=1e-6)
     assert ours == pytest.approx(task.exact_mi(), abs=0.08)
@@ -106,9 +155,11 @@ def test_knn_matches_scikit_learn_for_one_feature():
 def test_seeded_estimates_repeat():
     train, test = split(synthetic.paper_task(2), 100)
     for name in ("softmax", "mine"):
-        a = mi.estimate_mi(name, train, test, 5, seed=3, **FAST[name])
-        b = mi.estimate_mi(name, train, test, 5, seed=3, **FAST[name])
+        a = estimators.estimate_mi(name, train, test, 5, seed=3, **FAST[name])
+        b = estimators.estimate_mi(name, train, test, 5, seed=3, **FAST[name])
         assert a["estimate"] == b["estimate"] and a["seconds"] > 0
+    c = estimators.estimate_mi("softmax", train, test, 5, seed=4, **FAST["softmax"])
+    assert c["estimate"] != a["estimate"]  # the seed matters
 
 
 def test_concat_critic_scores_equal_one_hot_concatenation():
@@ -134,7 +185,7 @@ def _no_training(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("training started before the input was checked")
 
-    monkeypatch.setattr(mi.ClassifierEstimator, "_fit", boom)
+    monkeypatch.setattr(estimators.ClassifierEstimator, "_fit", boom)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +203,7 @@ def _no_training(monkeypatch):
 def test_bad_training_input(monkeypatch, data, mutate, match):
     _no_training(monkeypatch)
     with pytest.raises(ValueError, match=match):
-        mi.make_estimator("pc_softmax", 5).fit(*mutate(*data))
+        estimators.make_estimator("pc_softmax", 5).fit(*mutate(*data))
 
 
 @pytest.mark.parametrize(
@@ -161,19 +212,19 @@ def test_bad_training_input(monkeypatch, data, mutate, match):
 def test_bad_priors(monkeypatch, priors, match):
     _no_training(monkeypatch)
     with pytest.raises(ValueError, match=match):
-        mi.make_estimator("pc_softmax", 5, priors=priors)
+        estimators.make_estimator("pc_softmax", 5, priors=priors)
 
 
 def test_bad_test_split_and_order(data):
     X, y = data
     with pytest.raises(ValueError, match="before estimate"):
-        mi.make_estimator("knn", 5).estimate(X, y)
-    est = mi.make_estimator("knn", 5).fit(X, y)
+        estimators.make_estimator("knn", 5).estimate(X, y)
+    est = estimators.make_estimator("knn", 5).fit(X, y)
     with pytest.raises(ValueError, match="features"):
         est.estimate(X[:, :1], y)
     with pytest.raises(ValueError, match="NaN"):
         est.estimate(np.full_like(X, np.nan), y)
     with pytest.raises(ValueError, match="unknown estimator"):
-        mi.make_estimator("mutual", 5)
+        estimators.make_estimator("mutual", 5)
     with pytest.raises(ValueError, match="num_classes"):
-        mi.make_estimator("softmax", 1)
+        estimators.make_estimator("softmax", 1)
