@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from pathlib import Path
 
 from infocam import runs
+from infocam.device import DeviceError
 from infocam.paths import DataError
 
 
@@ -25,10 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter (value parsed as YAML); repeatable")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    run.add_argument("--book-dir", type=Path, default=runs.BOOK, help="folder holding the chapters (default: book/)")
 
     prep = sub.add_parser("prepare", help="write chapters with a profile injected (for nbval)")
     prep.add_argument("--profile", default="smoke", choices=runs.PROFILES)
     prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--book-dir", type=Path, default=runs.BOOK, help="folder holding the chapters (default: book/)")
     prep.add_argument("chapters", nargs="*", help="default: all chapters")
 
     sub.add_parser("fetch", help="fetch the embedded data and the offline MathJax into the caches")
@@ -38,17 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     feats.add_argument("--size", type=int, default=224)
     prof = sub.add_parser("profiles", help="show a chapter's parameters and profiles")
     prof.add_argument("chapter")
+    prof.add_argument("--book-dir", type=Path, default=runs.BOOK, help="folder holding the chapters (default: book/)")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            chapter = runs.resolve_chapter(args.chapter)
-            out = runs.run_chapter(chapter, args.profile, _overrides(args.param), runs_dir=args.runs_dir.resolve())
+            chapter = runs.resolve_chapter(args.chapter, args.book_dir)
+            out = runs.run_chapter(chapter, args.profile, _overrides(args.param), runs_dir=args.runs_dir.absolute(),
+                                   book_dir=args.book_dir)
             print(f"results: {out / 'results.json'}")
         elif args.command == "prepare":
-            names = [runs.resolve_chapter(c) for c in args.chapters] or runs.chapters()
+            names = [runs.resolve_chapter(c, args.book_dir) for c in args.chapters] or runs.chapters(args.book_dir)
             for name in names:
-                print(runs.prepare(name, args.profile, args.out))
+                print(runs.prepare(name, args.profile, args.out, book_dir=args.book_dir))
         elif args.command == "fetch":
             from infocam.data import load_mnist
             from infocam.vendor import fetch_mathjax
@@ -72,11 +78,33 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"extracted {len(cub.paths)} images in {seconds:.0f} s ({len(cub.paths) / seconds:.1f} images/s)")
             print(f"{cub.source}\n{args.backbone} {args.size}px feature maps: {path}")
         elif args.command == "profiles":
-            chapter = runs.resolve_chapter(args.chapter)
-            print(f"{chapter} parameters (defaults): {runs.parameters_cell(runs.BOOK / (chapter + '.ipynb'))}")
+            chapter = runs.resolve_chapter(args.chapter, args.book_dir)
+            print(f"{chapter} parameters (defaults): {runs.parameters_cell(args.book_dir / (chapter + '.ipynb'))}")
             for profile in runs.PROFILES:
-                print(f"  {profile}: {runs.load_profile(chapter, profile)}")
-    except (runs.ParameterError, DataError) as exc:
-        print(f"infocam: error: {exc}", file=sys.stderr)
-        return 2
+                print(f"  {profile}: {runs.load_profile(chapter, profile, args.book_dir)}")
+            print("allowed values:")
+            for name, schema in runs.constraints(chapter, args.book_dir).items():
+                print(f"  {name}: {runs.allowed(schema)}")
+    except (runs.ParameterError, DataError, DeviceError) as exc:
+        return _error(exc, 2)
+    except runs.ChapterError as exc:
+        if not exc.own:  # a bug or a broken claim: the reader needs the traceback
+            print(exc.traceback, file=sys.stderr)
+        return _error(exc, 1)
+    except runs.RunError as exc:
+        return _error(exc, 1)
+    except KeyboardInterrupt as exc:
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        print(f"infocam: interrupted{' (SIGTERM)' if isinstance(exc, runs.Interrupted) else ''}"
+              f"{'; ' + notes if notes else ''}", file=sys.stderr)
+        return 143 if isinstance(exc, runs.Interrupted) else 130
+    except OSError as exc:  # the file system refused: full disk, permissions, a file in the way
+        hint = "; free some space and try again" if exc.errno == errno.ENOSPC else ""
+        return _error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}{hint}", 1)
     return 0
+
+
+def _error(message, code: int) -> int:
+    """Print one line to stderr and return the exit code."""
+    print(f"infocam: error: {message}", file=sys.stderr)
+    return code

@@ -41,11 +41,20 @@ def check_priors(priors, num_classes: int | None = None) -> torch.Tensor:
     return p
 
 
+def check_targets(targets, num_classes: int, what: str = "labels") -> torch.Tensor:
+    """Integer class labels in 0..K−1 (the message of :mod:`infocam.estimators`, not a CUDA assert)."""
+    t = torch.as_tensor(targets)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{what} must be integers 0..{num_classes - 1}, got dtype {t.dtype}")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise ValueError(f"{what} must lie in 0..{num_classes - 1} (num_classes = {num_classes}); "
+                         f"found {int(t.min())}..{int(t.max())}")
+    return t.long()
+
+
 def label_priors(labels, num_classes: int) -> torch.Tensor:
     """Empirical label frequencies p(y) of a training set, checked for empty classes."""
-    counts = torch.bincount(torch.as_tensor(labels).long().flatten(), minlength=num_classes)
-    if len(counts) > num_classes:
-        raise ValueError(f"labels go up to {len(counts) - 1} but num_classes is {num_classes}")
+    counts = torch.bincount(check_targets(labels, num_classes).flatten(), minlength=num_classes)
     return check_priors(counts.double() / counts.sum(), num_classes)
 
 
@@ -53,9 +62,13 @@ def _log_priors(priors, logits: torch.Tensor) -> torch.Tensor:
     return check_priors(priors, logits.shape[-1]).log().to(logits.dtype).to(logits.device)
 
 
+def _targets(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return check_targets(targets, logits.shape[-1], "targets")
+
+
 def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean −log softmax_y(f)."""
-    return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, _targets(logits, targets))
 
 
 def log_pc_softmax(logits: torch.Tensor, priors) -> torch.Tensor:
@@ -69,17 +82,17 @@ def log_pc_softmax(logits: torch.Tensor, priors) -> torch.Tensor:
 
 def pc_softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors) -> torch.Tensor:
     """Mean −log PC_y(f): the probability-corrected softmax loss of the paper."""
-    return -log_pc_softmax(logits, priors).gather(-1, targets[:, None]).mean()
+    return -log_pc_softmax(logits, priors).gather(-1, _targets(logits, targets)[:, None]).mean()
 
 
 def logit_adjusted_loss(logits: torch.Tensor, targets: torch.Tensor, priors, tau: float = 1.0) -> torch.Tensor:
     """Softmax CE on f + τ log p(y) (Menon et al., 2021)."""
-    return F.cross_entropy(logits + tau * _log_priors(priors, logits), targets)
+    return F.cross_entropy(logits + tau * _log_priors(priors, logits), _targets(logits, targets))
 
 
 def balanced_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, priors) -> torch.Tensor:
     """Balanced Softmax (Ren et al., 2020): −log [p(y) e^{f_y} / Σ_y' p(y') e^{f_y'}]."""
-    return F.cross_entropy(logits + _log_priors(priors, logits), targets)
+    return F.cross_entropy(logits + _log_priors(priors, logits), _targets(logits, targets))
 
 
 def class_weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors, power: float = 1.0) -> torch.Tensor:
@@ -87,7 +100,7 @@ def class_weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, pr
     p = check_priors(priors, logits.shape[-1])
     w = p.pow(-power)
     w = (w / (p * w).sum()).to(logits.dtype).to(logits.device)
-    return F.cross_entropy(logits, targets, weight=w, reduction="sum") / len(targets)
+    return F.cross_entropy(logits, _targets(logits, targets), weight=w, reduction="sum") / len(targets)
 
 
 def get_loss(name: str, priors=None):

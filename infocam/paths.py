@@ -60,5 +60,11 @@ def cache_dir() -> Path:
     else:
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         path = Path(base) / "infocam"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, read-only file system
+        raise DataError(
+            f"cache folder {str(path)!r} cannot be created ({exc.strerror or exc}); set {CACHE_ENV} "
+            "to a writable folder"
+        ) from None
     return path

