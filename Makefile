@@ -16,7 +16,7 @@ export INFOCAM_DATA
 export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data features test unit notebooks book clean bench
+.PHONY: setup data features test unit notebooks book book-student book-print clean bench
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,10 +55,32 @@ test: unit notebooks
 features: data
 	$(PY) -m infocam features
 
+# Chapters write their metrics to _build/metrics (infocam.runs.record); book/summary tabulates them.
+METRICS_DIR := $(abspath _build/metrics)
+BOOK_ENV    := INFOCAM_PROGRESS=0 INFOCAM_METRICS_DIR=$(METRICS_DIR)
+JB          := $(VENV)/bin/jupyter-book
+
 book: data features
-	INFOCAM_PROGRESS=0 $(VENV)/bin/jupyter-book build . -W --keep-going
+	$(BOOK_ENV) $(JB) build . -W --keep-going
 	$(PY) -m infocam.vendor _build/html
 	@echo "Book built: file://$(abspath _build/html/index.html)"
+
+# The student edition: the same book without the exercises' solutions (text and code cells),
+# from the book's own execution cache (run `make book` first, or it executes the chapters).
+STUDENT := _build/student
+book-student: data features
+	mkdir -p $(STUDENT)
+	$(PY) -m infocam.editions student-config $(STUDENT)/_config.yml
+	$(BOOK_ENV) $(JB) build . --config $(STUDENT)/_config.yml --path-output $(STUDENT) -W --keep-going
+	rm -rf $(STUDENT)/html && cp -r $(STUDENT)/_build/html $(STUDENT)/html
+	$(PY) -m infocam.vendor $(STUDENT)/html
+	@echo "Student edition: file://$(abspath $(STUDENT)/html/index.html)"
+
+# The printable book: every chapter on one HTML page (Sphinx singlehtml, same execution cache),
+# printed to _build/book.pdf by headless Chromium where it is installed (see infocam/editions.py).
+book-print: data features
+	$(BOOK_ENV) $(JB) build . --builder singlehtml -W --keep-going
+	$(PY) -m infocam.editions print _build/singlehtml _build/book.pdf
 
 # Speed measurements reported in the issues (minutes; not part of CI).
 bench: data

@@ -1,0 +1,157 @@
+"""The book's other editions: the student edition (no solutions) and the printable book.
+
+``make book-student`` builds the book with the config :func:`student_config` writes: the book's
+``_config.yml`` with ``student_edition: true`` (``book/_ext/course.py`` then drops every
+solution, code cells included) and the main build's execution cache, so nothing re-executes.
+
+``make book-print`` builds the book with Sphinx's ``singlehtml`` builder (every chapter, its
+executed outputs, figures and MathJax-typeset equations on one page) and then calls
+:func:`print_book`, which prints that page to PDF with headless Chromium, offline, after MathJax
+has typeset the equations, and checks the result. Why these builders: Jupyter Book's ``pdfhtml``
+downloads a Chromium through pyppeteer (no network here) and ``pdflatex`` needs a TeX
+installation and re-renders every notebook output for LaTeX; ``singlehtml`` needs nothing beyond
+the HTML build, and Debian's ``chromium`` package prints it exactly as a browser shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from infocam.utils import atomic_write_bytes, atomic_write_text
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+RAW_MATH = re.compile(r"\\\(|\\\[|\$\$")
+
+
+class PrintError(RuntimeError):
+    """The printable book could not be produced or failed its checks."""
+
+
+def student_config(config: Path, out: Path, cache: Path, extensions: Path) -> Path:
+    """Write the student edition's ``_config.yml``: the book's config with solutions dropped.
+
+    Jupyter Book resolves ``local_extensions`` against the config file's folder, so the
+    extension folder is written as an absolute path.
+    """
+    import yaml
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    sphinx = cfg.setdefault("sphinx", {})
+    sphinx.setdefault("config", {})["student_edition"] = True
+    sphinx["local_extensions"] = {"course": str(Path(extensions).resolve())}
+    cfg.setdefault("execute", {})["cache"] = str(Path(cache).resolve())
+    atomic_write_text(out, yaml.safe_dump(cfg, sort_keys=False))
+    return Path(out)
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable on PATH, or None."""
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def page_of(singlehtml_dir: Path) -> Path:
+    """The one page of a ``singlehtml`` build, with its static files reachable.
+
+    Sphinx writes the page under the root document's name (``book/intro.html``) but links
+    ``_static/`` as if it lay at the top, so a link ``book/_static -> ../_static`` is added.
+    """
+    singlehtml_dir = Path(singlehtml_dir)
+    pages = [p for p in singlehtml_dir.rglob("*.html") if "_static" not in p.parts and p.name != "index.html"]
+    if len(pages) != 1:
+        raise PrintError(f"{singlehtml_dir}: expected one page from the singlehtml builder, found {len(pages)}; "
+                         "build it with `jupyter-book build . --builder singlehtml`")
+    page = pages[0]
+    static = page.parent / "_static"
+    if page.parent != singlehtml_dir and not static.exists():
+        static.symlink_to(os.path.relpath(singlehtml_dir / "_static", page.parent))
+    return page
+
+
+def _chromium(chromium: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="infocam-chromium-") as profile:
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+               "--virtual-time-budget=60000", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def typeset_equations(page: Path, chromium: str, timeout: float = 600) -> int:
+    """Number of equations MathJax typeset in ``page`` (``mjx-container`` elements in the DOM)."""
+    dom = _chromium(chromium, "--dump-dom", page.resolve().as_uri(), timeout=timeout).stdout
+    return dom.count("<mjx-container")
+
+
+def print_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 600) -> Path:
+    """Print ``page`` to ``pdf`` with headless Chromium (written atomically)."""
+    with tempfile.TemporaryDirectory(prefix="infocam-print-") as tmp:
+        out = Path(tmp) / "book.pdf"
+        done = _chromium(chromium, "--no-pdf-header-footer", f"--print-to-pdf={out}", page.resolve().as_uri(),
+                         timeout=timeout)
+        if not out.exists() or out.stat().st_size == 0:
+            raise PrintError(f"chromium did not write a PDF: {done.stderr[-2000:]}")
+        return atomic_write_bytes(pdf, out.read_bytes())
+
+
+def pdf_text(pdf: Path) -> str | None:
+    """Text of a PDF via poppler's ``pdftotext``, or None where it is not installed."""
+    if not shutil.which("pdftotext"):
+        return None
+    return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def print_book(singlehtml_dir: Path, pdf: Path) -> dict:
+    """Check the single page and print it to ``pdf``; return what was checked.
+
+    Without Chromium the single HTML page is the printable book (print it from any browser) and
+    no PDF is written. With Chromium, MathJax must have typeset the page's equations and, where
+    ``pdftotext`` exists, no raw TeX delimiter may be left in the PDF's text.
+    """
+    page = page_of(singlehtml_dir)
+    html = page.read_text(errors="replace")
+    report = {"page": str(page), "pdf": None, "equations_typeset": None, "raw_tex_in_pdf": None}
+    chromium = find_chromium()
+    if chromium is None:
+        return report
+    math_in_page = html.count('class="math')
+    report["equations_typeset"] = typeset_equations(page, chromium)
+    if math_in_page and not report["equations_typeset"]:
+        raise PrintError(f"{page}: MathJax typeset none of its equations; run `make data` (local MathJax) first")
+    report["pdf"] = str(print_pdf(page, Path(pdf), chromium))
+    text = pdf_text(Path(pdf))
+    if text is not None:
+        report["raw_tex_in_pdf"] = len(RAW_MATH.findall(text))
+        if report["raw_tex_in_pdf"]:
+            raise PrintError(f"{pdf}: {report['raw_tex_in_pdf']} raw TeX delimiters in the PDF text (untypeset math)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m infocam.editions student-config OUT`` or ``... print SINGLEHTML_DIR OUT.pdf``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "student-config":
+        root = Path(__file__).resolve().parent.parent
+        print(student_config(root / "_config.yml", Path(args[1]), root / "_build" / ".jupyter_cache", root / "book" / "_ext"))
+    elif len(args) == 3 and args[0] == "print":
+        result = print_book(Path(args[1]), Path(args[2]))
+        print(f"printable page: {result['page']}")
+        if result["pdf"]:
+            print(f"PDF: {result['pdf']} ({result['equations_typeset']} equations typeset by MathJax; "
+                  f"raw TeX delimiters in its text: {result['raw_tex_in_pdf']})")
+        else:
+            print("no chromium on PATH, so no PDF: print the page above from a browser (`apt install chromium` adds it)")
+    else:
+        raise SystemExit("usage: python -m infocam.editions student-config OUT.yml | print SINGLEHTML_DIR OUT.pdf")
+
+
+if __name__ == "__main__":
+    main()

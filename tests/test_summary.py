@@ -1,0 +1,119 @@
+"""The reproduction table is filled from chapter metric files, claim by claim."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infocam import runs, summary
+
+CH2 = {
+    "seeds": [0, 1, 2],
+    "log_k_minus_h": 0.119,
+    "paper_bias": {
+        "softmax_d1_balanced": 0.004, "softmax_d10_balanced": -0.01,
+        "pc_softmax_d1_balanced": 0.004, "pc_softmax_d10_balanced": -0.01,
+        "softmax_d1_imbalanced": 0.12, "softmax_d10_imbalanced": 0.11,
+        "pc_softmax_d1_imbalanced": 0.01, "pc_softmax_d10_imbalanced": -0.02,
+    },
+}
+CH3 = {
+    "mnist_train_counts": [30, 300, 30, 300, 30, 300, 30, 300, 30, 300],
+    "mnist_summary": {"softmax": {"mean per-class accuracy": [0.90, 0.01]},
+                      "pc_softmax": {"mean per-class accuracy": [0.93, 0.005]}},
+    "mnist_pc_minus_softmax_mean_class_accuracy": 0.03,
+    "cub": {"backbone": "efficientnet_lite0", "image_size": 224, "train_test": {"imbalanced": [700, 500]},
+            "summary": {"imbalanced/pc_softmax": {"accuracy": [0.70, 0.01], "mean per-class accuracy": [0.69, 0.01]}},
+            "pc_minus_softmax_mean_class_accuracy_imbalanced": 0.02},
+}
+LOC = {"CAM": {"top1_loc": 0.30, "maxboxacc_v2": 0.40},
+       "infoCAM mean-others k=3": {"top1_loc": 0.45, "maxboxacc_v2": 0.55},
+       "infoCAM mean-others k=3 faithful": {"top1_loc": 0.99, "maxboxacc_v2": 0.99}}
+CH4 = {"mnist": LOC, "mnist_sd": {"CAM": {"maxboxacc_v2": 0.02}}, "cub": LOC}
+
+
+def row(table, claim_start):
+    rows = table[table["claim"].str.startswith(claim_start)]
+    assert len(rows) == 1, claim_start
+    return rows.iloc[0]
+
+
+def test_every_claim_of_the_issue_has_a_row():
+    table = summary.reproduction_table({})
+    assert len(table) == 8
+    assert (table["verdict"] == summary.NOT_RUN).all()
+    assert table["note"].str.contains("not run in this build").all()
+    papers = " ".join(table["paper"])
+    for number in ("89.73", "87.69", "55.83", "43.34"):
+        assert number in papers
+
+
+def test_rows_are_filled_from_metric_files(tmp_path):
+    for name, metrics in {"02_synthetic_mi": CH2, "03_imbalanced": CH3, "04_infocam": CH4}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(metrics))
+    table = summary.reproduction_table(summary.load_metrics(tmp_path), {"03_imbalanced": {"seed": 0, "seeds": 5}})
+    bal = row(table, "softmax log K")
+    assert bal["verdict"] == "reproduced" and "-0.010" in bal["ours"] and bal["seeds"].startswith("3 ")
+    assert row(table, "PC-softmax estimates")["verdict"] == "reproduced"
+    mnist = row(table, "PC-softmax raises")
+    assert mnist["verdict"] == "reproduced" and "+3.00 points" in mnist["ours"] and mnist["seeds"] == "5 (0–4)"
+    assert "93.00 ± 0.50" in mnist["ours"] and "1650 training digits" in mnist["scale"]
+    cub = row(table, "PC-softmax on imbalanced CUB")
+    assert cub["verdict"] == "reproduced in direction only" and "70.0 ± 1.0 %" in cub["ours"]
+    clutter = row(table, "infoCAM localises")
+    assert clutter["verdict"] == "reproduced in direction only" and "CAM 40.0 ± 2.0 %" in clutter["ours"]
+    birds = row(table, "infoCAM on CUB birds, frozen")
+    assert "45.0 %" in birds["ours"] and "99" not in birds["ours"]  # the faithful row is not the headline
+    assert birds["verdict"] == "reproduced in direction only"
+    assert row(table, "infoCAM on Tiny")["verdict"] == summary.NOT_RUN
+
+
+def test_wrong_direction_and_missing_keys_are_said(tmp_path):
+    worse = json.loads(json.dumps(CH3))
+    worse["mnist_pc_minus_softmax_mean_class_accuracy"] = -0.01
+    del worse["cub"]
+    biased = json.loads(json.dumps(CH2))
+    biased["paper_bias"]["pc_softmax_d10_imbalanced"] = 0.2
+    table = summary.reproduction_table({"03_imbalanced": worse, "02_synthetic_mi": biased})
+    assert row(table, "PC-softmax raises")["verdict"] == "not reproduced"
+    assert row(table, "PC-softmax estimates")["verdict"] == "not reproduced"
+    cub = row(table, "PC-softmax on imbalanced CUB")
+    assert cub["verdict"] == summary.NOT_RUN and "recorded no 'cub'" in cub["note"]
+
+
+def test_top1_close_to_the_paper_counts_as_reproduced():
+    rows = {"CAM": {"top1_loc": 0.40}, "infoCAM mean-others k=4": {"top1_loc": 0.5483}}
+    table = summary.reproduction_table({"05_trained_wsol": {"cub": rows, "tiny": {**rows, "infoCAM mean-others k=4": {"top1_loc": 0.30}}}})
+    assert row(table, "infoCAM on CUB birds, trained")["verdict"] == "reproduced"
+    assert row(table, "infoCAM on Tiny")["verdict"] == "not reproduced"
+
+
+def test_load_metrics_without_a_folder_is_empty(tmp_path):
+    assert summary.load_metrics(None) == {}
+    assert summary.load_metrics(tmp_path / "absent") == {}
+
+
+def test_record_writes_the_chapter_file_in_the_book_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "_RECORDED", {})
+    monkeypatch.delenv(runs.RESULTS_ENV, raising=False)
+    monkeypatch.setenv(runs.METRICS_DIR_ENV, str(tmp_path / "metrics"))
+    monkeypatch.setenv(runs.CHAPTER_ENV, "02_synthetic_mi")
+    runs.record(log_k_minus_h=0.1)
+    runs.record(seeds=[0])
+    assert summary.load_metrics(tmp_path / "metrics") == {"02_synthetic_mi": {"log_k_minus_h": 0.1, "seeds": [0]}}
+
+
+def test_record_writes_no_file_outside_the_book_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "_RECORDED", {})
+    monkeypatch.delenv(runs.RESULTS_ENV, raising=False)
+    monkeypatch.setenv(runs.METRICS_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv(runs.CHAPTER_ENV, raising=False)
+    runs.record(x=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["paper_bias/absent", "cub/summary"])
+def test_get_names_the_missing_key(path):
+    with pytest.raises(summary.NotRecorded, match=path.split("/")[0]):
+        summary.get({"paper_bias": {}}, path)
