@@ -195,9 +195,9 @@ class ClassifierEstimator(MIEstimator):
 
     def _fit(self, X, y):
         seed_everything(self.seed)
-        self.model = MLP(X.shape[1], self.num_classes, self.hidden).to(self.device)
+        self.model = MLP(X.shape[1], self.num_classes, self.hidden)
         loss_fn = get_loss(self.name, self.priors if self.name == "pc_softmax" else None)
-        fit(self.model, torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device), loss_fn, epochs=self.epochs,
+        fit(self.model, torch.from_numpy(X), torch.from_numpy(y), loss_fn, device=self.device, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, optimizer="adam",
             seed=self.seed, desc=self.name)
 
@@ -253,7 +253,7 @@ class CriticEstimator(MIEstimator):
     def _fit(self, X, y):
         seed_everything(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.critic = ConcatCritic(X.shape[1], self.num_classes, self.hidden).to(self.device)
+        self.critic = ConcatCritic(X.shape[1], self.num_classes, self.hidden).to(self.device)  # built on the CPU RNG
         opt = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
         Xt, yt = torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device)
         batch = min(self.batch_size, len(Xt))

@@ -2,7 +2,7 @@
 
 The paper fine-tunes only the logits layer of an ImageNet Inception-V3 on CUB-200-2011; with a
 frozen backbone that is exactly a linear classifier on the pooled features, so the features are
-extracted once (:func:`infocam.models.backbones.extract_features`) and every head trains in
+extracted once (:func:`infocam.features.extract_features`) and every head trains in
 seconds. Used in chapter 3.
 """
 
@@ -46,9 +46,9 @@ def train_probe(X: torch.Tensor, y: torch.Tensor, num_classes: int, loss: str = 
         raise ValueError(f"features must be (N, C) with N labels, got {tuple(X.shape)} and {len(y)} labels")
     priors = label_priors(y, num_classes)
     seed_everything(seed)
-    head = nn.Linear(X.shape[1], num_classes).to(device)
-    fit(head, X.to(device), torch.as_tensor(y).to(device), get_loss(loss, priors), epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, optimizer="adam", seed=seed, desc=f"probe {loss}")
+    head = nn.Linear(X.shape[1], num_classes)
+    fit(head, X, y, get_loss(loss, priors), epochs=epochs, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, optimizer="adam", seed=seed, desc=f"probe {loss}", device=device)
     return head, priors
 
 
