@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MathJax: {fetch_mathjax()}")
         elif args.command == "features":
             from infocam.data.cub import find_cub, load_cub
-            from infocam.models.backbones import extract_features, feature_cache_path
+            from infocam.features import extract_features, feature_cache_path
 
             root = find_cub()
             if root is None:

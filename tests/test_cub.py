@@ -139,7 +139,7 @@ def test_wrong_cub_root_is_reported(tmp_path):
 
 
 def test_probe_end_to_end_on_the_fixture(tiny_cub, isolated_cache, monkeypatch):
-    from infocam.models.backbones import extract_features, feature_cache_path
+    from infocam.features import extract_features, feature_cache_path
     from infocam.probe import evaluate_probe, standardize, train_probe
 
     monkeypatch.setenv("INFOCAM_PROGRESS", "0")
@@ -176,7 +176,7 @@ def test_real_cub50_subset_counts(real_cub):
 
 def test_feature_maps_and_pooled_features_share_one_pass(tiny_cub, isolated_cache, monkeypatch):
     """Chapter 4 asks for maps, chapter 3 for pooled features: one extraction serves both."""
-    from infocam.models.backbones import extract_features, feature_cache_path
+    from infocam.features import extract_features, feature_cache_path
 
     monkeypatch.setenv("INFOCAM_PROGRESS", "0")
     cub = load_cub(tiny_cub)

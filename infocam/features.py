@@ -1,0 +1,341 @@
+"""The frozen-backbone feature cache: images -> features once, on the fastest runtime, on disk.
+
+Chapters 3 and 4 read pooled features and final conv maps of the CUB images from a frozen
+ImageNet EfficientNet-Lite0; chapter 5 trains the last stage(s) of Lite0 on the cached
+activations of its frozen early stages (``cut=``, see :func:`infocam.models.backbones.split_lite0`)
+and reads the final maps of the Tiny-ImageNet validation images. :func:`extract_features` computes
+each of these once and caches it atomically under :func:`infocam.paths.cache_dir`;
+``infocam features`` (``make features``) warms every cache the book needs before the chapters run.
+
+The forward pass runs on the measured-fastest runtime (``benchmarks/bench_features.py``): on CPU
+the network is exported once to ONNX (cached beside the features, keyed by the weights' hash, the
+input size and the cut) and run with ONNX Runtime, ~6-7x PyTorch eager on 2 threads; features agree
+with eager PyTorch to ~1e-4 (``tests/test_features.py``). PyTorch eager is the fallback and the
+choice on a GPU. The runtime is part of the cache key. JPEG decoding and resizing run in worker
+threads that prefetch the next batches while the current one is computed.
+
+This is infrastructure: it imports ``infocam.models`` and ``infocam.paths``, never ``infocam.data``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from infocam.device import resolve_device
+from infocam.models.backbones import (BACKBONES, DEFAULT_SIZE, LITE0_STAGES, Lite0Trunk, imagenet_transform,
+                                      load_backbone)
+from infocam.paths import DataError, cache_dir
+from infocam.utils import progress
+
+# -- what the book caches (one place; the chapters and `infocam features` use these) ----------
+BACKBONE = "efficientnet_lite0"
+CUB_IMAGE_SIZE = 224          # chapters 3-5: whole CUB image resized to 224x224 (no crop)
+CUB_CACHE_KEY = "cub"
+CHAPTER5_TRAINABLE_FROM = "stage7"  # chapter 5 fine-tunes stage 7, the 1280-channel conv and the head
+CHAPTER5_CUT = "stage6"       # ...on cached (N, 192, 7, 7) float16 activations of stem..stage 6
+TINY_IMAGE_SIZE = 224         # Tiny-ImageNet 64 px images upsampled for the 224 px network
+TINY_CACHE_KEY = "tiny-imagenet-val"
+
+RUNTIMES = ("auto", "onnxruntime", "torch")
+
+
+def resolve_runtime(runtime: str = "auto", device: str | torch.device = "cpu") -> str:
+    """``"auto"`` -> ONNX Runtime on CPU when installed, PyTorch eager otherwise (and on GPUs)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {RUNTIMES}")
+    dev = resolve_device(device)
+    if runtime == "onnxruntime":
+        if dev.type != "cpu":
+            raise ValueError(f"runtime 'onnxruntime' runs on the CPU only; on {dev} use runtime='torch' or 'auto'")
+        _import_onnxruntime()
+        return runtime
+    if runtime == "auto":
+        if dev.type != "cpu":
+            return "torch"
+        try:
+            _import_onnxruntime()
+        except ImportError:
+            return "torch"
+        return "onnxruntime"
+    return runtime
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError(f"runtime 'onnxruntime' needs the onnxruntime package ({exc}); "
+                          "pip install -r requirements.txt, or use runtime='torch'") from None
+    return onnxruntime
+
+
+def runtime_tag(runtime: str, device: str | torch.device = "cpu") -> str:
+    """Names the runtime (and version) that computed a cache file, part of its key."""
+    if runtime == "onnxruntime":
+        return f"onnxruntime-{_import_onnxruntime().__version__}"
+    return f"torch-{torch.__version__}-{resolve_device(device).type}"
+
+
+# -- the frozen network and its ONNX export ---------------------------------------------------
+
+
+class _FeatureMaps(nn.Module):
+    """A backbone's final conv maps as a module (what is exported to ONNX)."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.model = backbone.model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.feature_maps(x)
+
+
+def frozen_network(backbone_name: str = BACKBONE, size: int | None = None, cut: str | None = None,
+                   *, data_root=None) -> nn.Module:
+    """The frozen part whose outputs are cached: final conv maps, or Lite0's trunk up to ``cut``."""
+    backbone = load_backbone(backbone_name, size, data_root=data_root)
+    net = Lite0Trunk(backbone.model, cut) if cut else _FeatureMaps(backbone)
+    return net.eval()
+
+
+def weights_hash(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, bytes): keys the ONNX export."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def onnx_path(net: nn.Module, backbone_name: str, size: int, cut: str | None) -> Path:
+    """Cache file of the ONNX export of ``net``: keyed by weights' hash, input size, cut, torch version."""
+    part = cut or "maps"
+    return (cache_dir() / "onnx" /
+            f"{backbone_name}-{size}px-{part}-{weights_hash(net)[:16]}-torch{torch.__version__}.onnx")
+
+
+def export_onnx(net: nn.Module, backbone_name: str, size: int, cut: str | None) -> Path:
+    """Export ``net`` (input (N, 3, size, size), dynamic N) to ONNX once; atomic; returns the file."""
+    path = onnx_path(net, backbone_name, size, cut)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".export-"))
+    try:
+        example = torch.zeros(2, 3, size, size)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (example,), str(tmp / "model.onnx"), dynamo=True, verbose=False,
+                              input_names=["images"], output_names=["features"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
+        os.replace(tmp / "model.onnx", path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+class FrozenRunner:
+    """Runs a frozen network on batches of normalised images on the chosen runtime.
+
+    ``runner(x)`` with x (N, 3, s, s) float32 (NumPy or torch) returns a float32 NumPy array.
+    """
+
+    def __init__(self, backbone_name: str = BACKBONE, size: int | None = None, cut: str | None = None, *,
+                 runtime: str = "auto", device: str | torch.device = "cpu", threads: int | None = None,
+                 data_root=None):
+        self.size = size or DEFAULT_SIZE[backbone_name]
+        self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, self.device)
+        self.net = frozen_network(backbone_name, self.size, cut, data_root=data_root)
+        if self.runtime == "onnxruntime":
+            ort = _import_onnxruntime()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads or torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            path = export_onnx(self.net, backbone_name, self.size, cut)
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        else:
+            self.net.to(self.device)
+
+    def __call__(self, x) -> np.ndarray:
+        if self.runtime == "onnxruntime":
+            x = x.numpy() if isinstance(x, torch.Tensor) else x
+            return self.session.run(None, {"images": np.ascontiguousarray(x, dtype=np.float32)})[0]
+        x = torch.as_tensor(x).to(self.device)
+        with torch.inference_mode():
+            return self.net(x).float().cpu().numpy()
+
+
+# -- decode while computing ------------------------------------------------------------------
+
+
+def _load_image(path: Path, transform) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return transform(im)
+
+
+def prefetched_batches(paths: list[Path], transform, batch_size: int, workers: int = 2, ahead: int = 2):
+    """Yield stacked batches of ``transform(image)`` in order, decoded by ``workers`` threads.
+
+    Up to ``ahead`` batches are decoded while the caller computes on the current one (PIL releases
+    the GIL while decoding and resizing), so the forward pass is the bound, not the JPEGs.
+    """
+    starts = list(range(0, len(paths), batch_size))
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        queue: deque = deque()
+
+        def submit(start):
+            queue.append([pool.submit(_load_image, p, transform) for p in paths[start : start + batch_size]])
+
+        for start in starts[: ahead + 1]:
+            submit(start)
+        for i in range(len(starts)):
+            batch = torch.stack([f.result() for f in queue.popleft()])
+            if i + ahead + 1 < len(starts):
+                submit(starts[i + ahead + 1])
+            yield batch
+
+
+# -- the cache --------------------------------------------------------------------------------
+
+
+def _cache_path(name: str, size: int, kind: str, crop: bool, paths: list[Path], cache_key: str | None,
+                tag: str) -> Path:
+    h = hashlib.sha256(f"{name}|{size}|{kind}|{crop}|{tag}|v2".encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{Path(p).resolve()}|{st.st_size}|{int(st.st_mtime)}\n".encode())
+    prefix = f"{cache_key}-" if cache_key else ""
+    return cache_dir() / "features" / f"{prefix}{name}-{size}px-{kind}-{len(paths)}-{h.hexdigest()[:16]}.npy"
+
+
+def _check_request(backbone_name: str, paths, size: int | None, cut: str | None) -> tuple[list[Path], int]:
+    if backbone_name not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone_name!r}; choose one of {BACKBONES}")
+    if cut is not None and (backbone_name != "efficientnet_lite0" or cut not in LITE0_STAGES):
+        raise ValueError(f"cut={cut!r}: cuts are stages of efficientnet_lite0, one of {LITE0_STAGES}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("extract_features needs at least one image path")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} image files are missing, e.g. {missing[0]}")
+    return paths, size or DEFAULT_SIZE[backbone_name]
+
+
+def feature_cache_path(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
+                       crop: bool = False, cache_key: str | None = None, cut: str | None = None,
+                       runtime: str = "auto", device: str | torch.device = "cpu") -> Path:
+    """Where :func:`extract_features` caches these features (to check whether they are cached)."""
+    paths, size = _check_request(backbone_name, paths, size, cut)
+    kind = cut or ("spatial" if spatial else "pooled")
+    tag = runtime_tag(resolve_runtime(runtime, device), device)
+    return _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag)
+
+
+class _NpyWriter:
+    """A .npy array filled batch by batch on disk (no second copy in memory), renamed into place."""
+
+    def __init__(self, path: Path | None, shape: tuple, dtype):
+        self.path = path
+        if path is None:
+            self.array = np.empty(shape, dtype)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
+
+    def commit(self) -> None:
+        if self.path is not None:
+            self.array.flush()
+            del self.array
+            os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.tmp.unlink(missing_ok=True)
+
+
+def extract_features(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
+                     crop: bool = False, batch_size: int = 32, cache_key: str | None = None,
+                     use_cache: bool = True, data_root=None, cut: str | None = None,
+                     runtime: str = "auto", device: str | torch.device = "cpu", workers: int = 2,
+                     mmap: bool = False) -> np.ndarray:
+    """Features of the images at ``paths`` from a frozen ImageNet backbone, cached on disk.
+
+    Returns pooled features (N, C) float32 (global average of the final conv maps, the input to
+    the ImageNet head; ``head(pooled)`` are the logits), with ``spatial=True`` the final maps
+    (N, C, h, w) float16, or with ``cut="stageK"`` (Lite0 only) the float16 activations after
+    stage K, the input of ``split_lite0(model, trainable_from="stage{K+1}")``'s trainable part.
+    Images are resized to size×size (``crop=True``: ImageNet centre crop) and converted to RGB.
+
+    The cache file name hashes backbone, size, what is cached, the runtime and every path with
+    its size and mtime, so a changed image set or runtime is recomputed; writes are atomic.
+    Extracting maps also caches the pooled features, and pooled features are read from cached
+    maps when only those exist, so chapters 3 and 4 share one pass. ``runtime="auto"`` uses ONNX
+    Runtime on CPU and PyTorch eager on ``device="cuda"``. ``mmap=True`` returns a read-only
+    memory map of the cache file (for the 10,000 Tiny-ImageNet maps, 1.25 GB).
+    """
+    paths, size = _check_request(backbone_name, paths, size, cut)
+    runtime = resolve_runtime(runtime, device)
+    tag = runtime_tag(runtime, device)
+    kind = cut or ("spatial" if spatial else "pooled")
+    cache = _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag)
+    pooled_cache = _cache_path(backbone_name, size, "pooled", crop, paths, cache_key, tag)
+    maps_cache = _cache_path(backbone_name, size, "spatial", crop, paths, cache_key, tag)
+    if use_cache and cache.exists():
+        return np.load(cache, mmap_mode="r" if mmap else None)
+    if use_cache and kind == "pooled" and maps_cache.exists():
+        # Cached maps (e.g. from chapter 4 or `infocam features`) hold the pooled features too.
+        maps = np.load(maps_cache, mmap_mode="r")
+        return np.concatenate([maps[i : i + 256].astype(np.float32).mean(axis=(2, 3))
+                               for i in range(0, len(maps), 256)])
+    runner = FrozenRunner(backbone_name, size, cut, runtime=runtime, device=device, data_root=data_root)
+    transform = imagenet_transform(size, backbone=backbone_name, crop=crop)
+    with torch.no_grad():
+        out_shape = tuple(runner.net(torch.zeros(1, 3, size, size, device=runner.device)).shape[1:])
+    n = len(paths)
+    pooled = _NpyWriter(pooled_cache if use_cache and cut is None else None, (n, out_shape[0]), np.float32)
+    maps = _NpyWriter(cache if use_cache else None, (n, *out_shape), np.float16) if kind != "pooled" else None
+    try:
+        batches = prefetched_batches(paths, transform, batch_size, workers)
+        for i, x in enumerate(progress(batches, desc=f"{backbone_name} {kind} features",
+                                       total=(n + batch_size - 1) // batch_size)):
+            out = runner(x)
+            rows = slice(i * batch_size, i * batch_size + len(out))
+            if cut is None:
+                pooled.array[rows] = out.mean(axis=(2, 3))
+            if maps is not None:
+                maps.array[rows] = out
+        result = maps.array if maps is not None else pooled.array
+        result = result if not use_cache else None
+        if cut is None:
+            pooled.commit()
+        if maps is not None:
+            maps.commit()
+    except BaseException:
+        pooled.discard()
+        if maps is not None:
+            maps.discard()
+        raise
+    if result is not None:
+        return result
+    return np.load(cache, mmap_mode="r" if mmap else None)
