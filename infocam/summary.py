@@ -232,6 +232,13 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+def metrics_dir() -> Path:
+    """Where the book build's chapters wrote their metrics: ``$INFOCAM_METRICS_DIR`` or ``_build/metrics``."""
+    from infocam.runs import METRICS_DIR_ENV, REPO
+
+    return Path(os.environ.get(METRICS_DIR_ENV) or REPO / "_build" / "metrics")
+
+
 def load_metrics(metrics_dir: str | os.PathLike | None) -> dict[str, dict]:
     """Every ``<chapter>.json`` in ``metrics_dir`` (empty if the folder is unset or absent)."""
     if not metrics_dir or not Path(metrics_dir).is_dir():
