@@ -177,23 +177,30 @@ def parse_override(text: str) -> tuple[str, object]:
 # -- allowed values ----------------------------------------------------------------------------------
 
 
-def _registries() -> dict:
-    """Name lists that constraints refer to with ``registry: <name>`` (kept in their own modules)."""
-    from infocam.data.mnist import SOURCES
-    from infocam.device import PRECISIONS
-    from infocam.losses import LOSSES
-    from infocam.models.backbones import BACKBONES
+# name lists that constraints refer to with ``registry: <name>``, kept in their own modules
+REGISTRIES = {
+    "losses": ("infocam.losses", "LOSSES"),
+    "backbones": ("infocam.models.backbones", "BACKBONES"),
+    "mnist_sources": ("infocam.data.mnist", "SOURCES"),
+    "precisions": ("infocam.device", "PRECISIONS"),
+}
 
-    return {"losses": LOSSES, "backbones": BACKBONES, "mnist_sources": SOURCES, "precisions": PRECISIONS}
+
+def registry(name: str) -> tuple:
+    """The names in registry ``name`` (imported only when a constraint asks for it)."""
+    import importlib
+
+    if name not in REGISTRIES:
+        raise ParameterError(f"unknown registry {name!r} in a constraint; registries: {', '.join(REGISTRIES)}")
+    module, attr = REGISTRIES[name]
+    return tuple(getattr(importlib.import_module(module), attr))
 
 
 def constraints(chapter: str, book_dir: Path = BOOK) -> dict:
     """The ``constraints`` mapping of a chapter's profile file (parameter → JSON Schema)."""
     found = _params_file(chapter, book_dir).get(CONSTRAINTS) or {}
-    defaults = parameters_cell(book_dir / f"{chapter}.ipynb")
-    unknown = sorted(set(found) - set(defaults))
-    if unknown:
-        raise ParameterError(f"{chapter}.yml constrains {unknown}, which are not parameters of the chapter")
+    if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
+        raise ParameterError(f"{chapter}.yml: constraints must map each parameter to a JSON Schema mapping")
     return found
 
 
@@ -202,16 +209,16 @@ def _validator(schema: dict):
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
-    def registry(validator, name, value, schema):
-        names = _registries()[name]
+    def in_registry(validator, name, value, schema):
+        names = registry(name)
         if value not in names:
             yield ValidationError(f"{value!r} is not one of {', '.join(names)}")
 
-    def path(validator, kind, value, schema):
+    def existing_path(validator, kind, value, schema):
         if isinstance(value, str) and value not in ("", "none") and not Path(value).expanduser().is_dir():
             yield ValidationError(f"folder {value!r} does not exist")
 
-    def device(validator, on, value, schema):
+    def device_name(validator, on, value, schema):
         import torch
 
         if on and isinstance(value, str) and value != "auto":
@@ -223,7 +230,7 @@ def _validator(schema: dict):
                 yield ValidationError(f"{value!r} is not a device name")
 
     cls = jsonschema.validators.extend(
-        jsonschema.Draft202012Validator, {"registry": registry, "path": path, "device": device}
+        jsonschema.Draft202012Validator, {"registry": in_registry, "path": existing_path, "device": device_name}
     )
     return cls(schema)
 
@@ -233,7 +240,7 @@ def allowed(schema: dict) -> str:
     if "description" in schema:
         return schema["description"]
     if "registry" in schema:
-        return "one of " + ", ".join(_registries()[schema["registry"]])
+        return "one of " + ", ".join(registry(schema["registry"]))
     if "enum" in schema:
         return "one of " + ", ".join(map(str, schema["enum"]))
     if "path" in schema:
@@ -245,8 +252,11 @@ def allowed(schema: dict) -> str:
     if kind == "array":
         text = "list"
         if "items" in schema:
-            text += " of " + allowed(schema["items"]).replace("integer", "integers").replace("number", "numbers")
-        if schema.get("minItems"):
+            item = allowed(schema["items"])
+            text += f" of ({item})" if item.startswith("one of") else " of " + item.replace("integer", "integers").replace("number", "numbers")
+        if schema.get("minItems") and schema.get("minItems") == schema.get("maxItems"):
+            text += f", exactly {schema['minItems']} items"
+        elif schema.get("minItems"):
             text += f", at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}"
         if schema.get("uniqueItems"):
             text += ", no repeats"
@@ -270,7 +280,7 @@ def check_values(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
 
     ``params`` is the full set (parameters cell, profile, overrides). A constraint is a JSON
     Schema; three keywords are the book's own: ``registry: losses`` (value from a name list in
-    the package, see :func:`_registries`), ``path: dir`` (an existing folder, unless ``""`` = not
+    the package, see :data:`REGISTRIES`), ``path: dir`` (an existing folder, unless ``""`` = not
     set or ``"none"`` = switched off) and ``device: true`` (a device name).
     """
     from jsonschema.exceptions import best_match
@@ -281,7 +291,12 @@ def check_values(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
         error = best_match(_validator(schema).iter_errors(params[name]))
         if error is not None:
             where = "".join(f"[{i}]" for i in error.absolute_path)
-            detail = f" ({name}{where}: {error.message})" if where else f" ({error.message})"
+            message = error.message
+            if error.validator == "contains":
+                message = f"it lacks {error.validator_value.get('const', 'a required item')!r}"
+            elif error.validator in ("not", "anyOf", "oneOf", "if", "then"):
+                message = ""  # jsonschema's wording helps nobody; the allowed text says it all
+            detail = f" ({name}{where}: {message})" if where and message else f" ({message})" if message else ""
             raise ParameterError(
                 f"parameter {name}={params[name]!r} of chapter {chapter} is not allowed{detail}; "
                 f"allowed: {allowed(schema)}"
