@@ -344,12 +344,13 @@ def record(**metrics) -> dict:
 def section(name: str, ran: bool, why: str = "") -> dict:
     """Record whether a section of a chapter ran, and if not why (``results.json`` → ``sections``).
 
-    Call it once per optional section, e.g. ``runs.section("cub", ran=False, why="no CUB folder")``,
-    so a skipped section is visible in the results rather than silently missing.
+    Call it once per optional section, e.g. ``runs.section("cub", ran=cub is not None, why="no CUB
+    folder")``, so a skipped section is visible in the results rather than silently missing;
+    ``why`` is kept only for a section that did not run.
     """
     if not ran and not why:
         raise ValueError(f"section {name!r} did not run: say why (why='...')")
-    sections = {**_RECORDED.get("sections", {}), name: {"ran": bool(ran), "why": why}}
+    sections = {**_RECORDED.get("sections", {}), name: {"ran": bool(ran), "why": "" if ran else why}}
     return record(sections=sections)
 
 
