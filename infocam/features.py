@@ -184,10 +184,13 @@ class FrozenRunner:
 
 
 def _load_image(path: Path, transform) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return transform(im)
+    try:
+        with Image.open(path) as im:
+            return transform(im)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"cannot read image {path} ({exc}); replace or remove the file") from None
 
 
 def prefetched_batches(paths: list[Path], transform, batch_size: int, workers: int = 2, ahead: int = 2):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import nn
 
 from infocam.paths import DataError
 from infocam.models.backbones import imagenet_categories, imagenet_transform, load_backbone
@@ -88,3 +89,38 @@ def test_torchvision_feature_maps_feed_their_head(name, size):
     with torch.no_grad():
         assert torch.allclose(bb.logits(x), model(x), atol=1e-4)
     assert bb.num_features == 2048
+
+
+@pytest.mark.parametrize("trainable_from, cut_shape", [("stage7", (192, 7, 7)), ("stage6", (112, 14, 14)),
+                                                       ("head", (320, 7, 7))])
+def test_split_lite0_recomposes_the_network(trainable_from, cut_shape):
+    from infocam.models.backbones import efficientnet_lite0, lite0_cut_before, split_lite0
+
+    model = efficientnet_lite0()
+    frozen, trainable = split_lite0(model, trainable_from)
+    assert frozen.cut == lite0_cut_before(trainable_from)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        acts = frozen(x)
+        assert acts.shape == (2, *cut_shape)
+        assert trainable.features(acts).shape == (2, 1280, 7, 7)
+        assert torch.allclose(trainable.eval()(acts), model(x), atol=1e-4)
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert all(p.requires_grad for p in trainable.parameters()) and trainable._fc is model._fc
+    ids = {id(p) for p in frozen.parameters()} | {id(p) for p in trainable.parameters()}
+    assert ids == {id(p) for p in model.parameters()}, "the two parts hold every weight exactly once"
+    assert not {id(p) for p in frozen.parameters()} & {id(p) for p in trainable.parameters()}
+
+
+def test_split_lite0_trains_its_top_with_drop_connect():
+    from infocam.models.backbones import efficientnet_lite0, split_lite0
+
+    torch.manual_seed(0)
+    frozen, trainable = split_lite0(efficientnet_lite0(image_size=64), "stage7")
+    acts = frozen(torch.randn(4, 3, 64, 64))
+    loss = nn.functional.cross_entropy(trainable.train()(acts), torch.tensor([1, 2, 3, 4]))
+    loss.backward()
+    assert trainable._fc.weight.grad is not None and trainable.stages.blocks[0]._project_conv.weight.grad.abs().sum() > 0
+    assert trainable.stages._rates == [0.2 * 15 / 16]  # block 15's drop-connect rate, as in the full model
+    with pytest.raises(ValueError, match="not a stage of EfficientNet-Lite0"):
+        split_lite0(efficientnet_lite0(pretrained=False), "stage1")

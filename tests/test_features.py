@@ -1,0 +1,141 @@
+"""Tests of the frozen-backbone feature cache (infocam.features): runtimes agree, cache keys, cuts, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from infocam import features
+from infocam.device import DeviceError
+from infocam.features import FrozenRunner, extract_features, feature_cache_path, prefetched_batches
+from infocam.models.backbones import efficientnet_lite0, imagenet_transform, split_lite0
+from infocam.paths import DataError
+
+SIZE = 64  # Lite0 at 64 px: (1280, 2, 2) maps, fast enough for tests
+# ONNX Runtime vs eager PyTorch on the final maps (values 0..6): measured ~3e-5 at 224 px.
+ONNX_ATOL = 1e-3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_cache(tmp_path_factory):
+    """One cache for the module, so the ONNX exports are made once; progress bars off."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFOCAM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("INFOCAM_PROGRESS", "0")
+        yield
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list:
+    """Real photos (scikit-image) as JPEGs, one of them greyscale (as some Tiny-ImageNet images are)."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for i, name in enumerate(["chelsea", "coffee", "astronaut", "rocket", "camera"]):
+        path = folder / f"{i}_{name}.jpg"
+        Image.fromarray(getattr(data, name)()).save(path, quality=90)
+        paths.append(path)
+    assert Image.open(paths[-1]).mode == "L"
+    return paths
+
+
+def _batch(paths, size=SIZE):
+    return next(prefetched_batches(paths, imagenet_transform(size), len(paths)))
+
+
+@pytest.mark.parametrize("cut", [None, "stage6"])
+def test_onnx_runtime_agrees_with_eager_pytorch(photos, cut):
+    x = _batch(photos)
+    onnx = FrozenRunner(size=SIZE, cut=cut, runtime="onnxruntime")
+    eager = FrozenRunner(size=SIZE, cut=cut, runtime="torch")
+    a, b = onnx(x), eager(x)
+    assert a.shape == b.shape == ((5, 1280, 2, 2) if cut is None else (5, 192, 2, 2))
+    assert b.max() > 1.0  # real activations, not zeros
+    np.testing.assert_allclose(a, b, atol=ONNX_ATOL, rtol=0)
+    assert features.onnx_path(onnx.net, "efficientnet_lite0", SIZE, cut).is_file()
+
+
+def test_auto_runtime_is_onnx_on_cpu_and_keys_the_cache(photos):
+    assert features.resolve_runtime("auto", "cpu") == "onnxruntime"
+    onnx_file = feature_cache_path("efficientnet_lite0", photos, size=SIZE, spatial=True)
+    torch_file = feature_cache_path("efficientnet_lite0", photos, size=SIZE, spatial=True, runtime="torch")
+    assert onnx_file != torch_file, "the runtime must be part of the cache key"
+    assert features.runtime_tag("torch") != features.runtime_tag("onnxruntime")
+    a = extract_features("efficientnet_lite0", photos, size=SIZE, spatial=True)
+    b = extract_features("efficientnet_lite0", photos, size=SIZE, spatial=True, runtime="torch")
+    assert onnx_file.is_file() and torch_file.is_file()
+    np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), atol=1e-2)  # float16 storage
+
+
+def test_cut_activations_feed_the_trainable_part(photos):
+    acts = extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6")
+    assert acts.shape == (5, 192, 2, 2) and acts.dtype == np.float16
+    path = feature_cache_path("efficientnet_lite0", photos, size=SIZE, cut="stage6")
+    assert path.is_file()
+    model = efficientnet_lite0(image_size=SIZE)
+    _, trainable = split_lite0(model, trainable_from="stage7")
+    x = _batch(photos)
+    with torch.no_grad():
+        logits = trainable.eval()(torch.from_numpy(acts.astype(np.float32)))
+        np.testing.assert_allclose(logits, model(x), atol=0.05)  # float16 activations
+    np.save(path, np.zeros_like(acts))  # a second call reads the cache, not the images
+    assert not extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6").any()
+    memmap = extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6", mmap=True)
+    assert isinstance(memmap, np.memmap) and not memmap.flags.writeable
+
+
+def test_pooled_features_are_the_mean_of_the_maps_and_head_gives_logits(photos):
+    pooled = extract_features("efficientnet_lite0", photos, size=SIZE, runtime="torch", use_cache=False)
+    model = efficientnet_lite0(image_size=SIZE)
+    with torch.no_grad():
+        expected = model.extract_features(_batch(photos)).mean((2, 3))
+        np.testing.assert_allclose(pooled, expected.numpy(), atol=1e-5)
+        logits = model._fc(torch.from_numpy(pooled))
+        np.testing.assert_allclose(logits, model(_batch(photos)), atol=1e-4)
+
+
+def test_prefetched_batches_keep_order_and_sizes(tmp_path):
+    paths = []
+    for i in range(11):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((8, 8), i, np.uint8)).save(paths[-1])
+
+    def value(im):
+        return torch.tensor([float(np.asarray(im)[0, 0])])
+
+    batches = list(prefetched_batches(paths, value, batch_size=4, workers=3, ahead=1))
+    assert [len(b) for b in batches] == [4, 4, 3]
+    assert torch.cat(batches).flatten().tolist() == list(range(11))
+
+
+def test_bad_requests_fail_before_any_work(photos, tmp_path):
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
+        extract_features("efficientnet_lite0", photos, runtime="tensorrt")
+    with pytest.raises(ValueError, match="cuts are stages of efficientnet_lite0"):
+        extract_features("efficientnet_lite0", photos, cut="block9")
+    with pytest.raises(ValueError, match="cuts are stages of efficientnet_lite0"):
+        extract_features("resnet50", photos, cut="stage6")
+    with pytest.raises(ValueError, match="at least one image"):
+        extract_features("efficientnet_lite0", [])
+    with pytest.raises(DataError, match="1 image files are missing"):
+        extract_features("efficientnet_lite0", [*photos, tmp_path / "gone.jpg"])
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="has none"):
+            extract_features("efficientnet_lite0", photos, device="cuda")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
+        extract_features("efficientnet_lite0", [*photos, broken], size=SIZE, cache_key="broken")
+    leftovers = list(features.cache_dir().glob("features/broken-*"))
+    assert not leftovers and not list(features.cache_dir().glob("features/.*.tmp"))
+
+
+def test_gpu_uses_pytorch_not_onnx():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    assert features.resolve_runtime("auto", "cuda") == "torch"
+    with pytest.raises(ValueError, match="CPU only"):
+        features.resolve_runtime("onnxruntime", "cuda")
