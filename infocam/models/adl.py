@@ -52,3 +52,12 @@ class ADL(nn.Module):
         if float(torch.rand(())) < self.drop_rate:
             return x * self.drop_mask(attention)
         return x * torch.sigmoid(attention)
+
+
+# Where the paper (after Choe & Shim) puts ADL, and its drop threshold γ, per backbone (drop rate 0.75).
+ADL_POSITIONS = {
+    "vgg16_gap": ("pool3", "pool4", "conv5_3"),
+    "resnet50": ("layer3.0", "layer4.0", "layer4.2"),
+}
+ADL_GAMMA = {"vgg16_gap": 0.8, "resnet50": 0.9}
+ADL_DROP_RATE = 0.75
