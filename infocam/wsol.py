@@ -1,59 +1,88 @@
 """Weakly-supervised localisation: from a class map to a box, and the metrics that score the box.
 
-Map → box (the protocol of Zhou et al. 2016 and Choe et al. 2020): upsample the map to the image
-size (bicubic), min–max normalise it to [0, 1], keep the pixels *strictly above* τ (the map's
-maximum is 1, so this is τ·max), split them into 8-connected components and take the bounding box
-of the largest component (``components="largest"``) or one box per component
-(``components="all"``, the MaxBoxAccV2 rule: an image counts as localised at τ if *any*
-component's box matches).
+Two named protocols (``PROTOCOLS``); the chapters report ``"reference"``.
 
-Conventions, stated once:
+``"reference"`` — the rules of the field's evaluator, ``evaluation.py`` of wsolevaluation
+(Choe et al., CVPR 2020), exactly:
 
-* **Boxes** are ``(x0, y0, x1, y1)`` in pixel-edge coordinates, half-open: pixel (row r, column
-  c) covers [c, c+1) × [r, r+1), so a component spanning columns 3..7 has x0 = 3, x1 = 8. A
-  dataset box ``(x, y, w, h)`` (CUB, cluttered MNIST) is ``(x, y, x + w, y + h)``.
-  Area = (x1 − x0)·(y1 − y0); there is no "+1" (the original code's +1 convention moves IoU of
-  small boxes by a few per cent).
-* **Constant map** (min = max, e.g. all zeros): normalised to all ones, so every pixel is above
-  every τ < 1 and the box is the whole image. **Empty mask** (nothing above τ): the empty box
-  (0, 0, 0, 0), IoU 0. **NaN** anywhere in a map: ValueError.
-* Connected components come from SciPy: ``scipy.ndimage.label`` (8-connected) for the boxes
-  of one map (:func:`boxes_from_map`) and ``scipy.sparse.csgraph`` for the curves. SciPy is
-  already a dependency of scikit-image and scikit-learn and needs no extra wheel (OpenCV is a
-  large binary we would use for nothing else); its 8-connected labels match OpenCV's outer
-  contours, the rule of the original code and of wsolevaluation.
-* :func:`iou_curves` scores every threshold in one pass: masks at increasing τ are nested, so
-  the components at every τ are unions of a few "basins" (pixels grouped by steepest ascent to
-  a local maximum), joined where two basins touch above τ. Pixel work is done once per map, not
-  once per threshold; a test checks the numbers equal a per-threshold ``ndimage.label`` loop.
+1. **Normalise** each map min–max to [0, 1] (:func:`normalize`); a *constant* map (all zeros
+   included) becomes all zeros, so it yields no region and the box (0, 0, 0, 0).
+2. **Score image** ``uint8(map · 255)`` (the product in float64, as the reference's ``t2n`` casts
+   maps to float64; truncated) (:func:`to_uint8`).
+3. **Threshold** τ keeps the pixels *strictly above* ``int(τ · max)`` of that uint8 image
+   (``cv2.threshold``, ``THRESH_BINARY``).
+4. **Regions** are OpenCV contours (``cv2.findContours``, ``RETR_TREE``,
+   ``CHAIN_APPROX_SIMPLE``): one outer contour per 8-connected region and one per hole, so with
+   ``components="all"`` hole contours count too. ``components="largest"`` keeps the contour of
+   largest ``cv2.contourArea`` (polygon area; ties: the first in OpenCV's order).
+5. **Box** from ``cv2.boundingRect`` as (x0, y0, x0 + w, y0 + h), x1 and y1 clipped to W − 1
+   and H − 1; no region → (0, 0, 0, 0).
+6. **IoU** with the ``+1`` pixel convention (a box (x0, y0, x1, y1) covers the pixels x0..x1,
+   y0..y1 inclusive; (0, 0, 0, 0) is the top-left pixel); best over ground-truth boxes and, with
+   all contours, over predicted boxes (:func:`iou`).
+7. **Thresholds** ``np.arange(0, 1, step)`` (:func:`default_thresholds`); MaxBoxAcc(δ) = max over
+   τ of the fraction of images with IoU ≥ δ; MaxBoxAccV2 = mean of MaxBoxAcc over
+   δ ∈ {0.3, 0.5, 0.7} with all contours.
 
-Metrics: per image and threshold the IoU with the ground truth (max over ground-truth boxes);
-GT-known Loc = fraction with IoU ≥ 0.5 at a fixed τ; Top-1 Loc = the same and the top-1 class
-right; MaxBoxAcc(δ) = max over τ of the fraction with IoU ≥ δ; MaxBoxAccV2 = mean of
-MaxBoxAcc(δ) over δ ∈ {0.3, 0.5, 0.7} with all components (Choe et al., CVPR 2020).
+The chapter protocol on top: τ is chosen on a validation split (largest contour, δ = 0.5); the
+test split reports GT-known Loc and Top-1 Loc at that τ, and MaxBoxAcc / MaxBoxAccV2.
 
-Used in chapter 4.
+``"original"`` — the paper's code (Qin, Kim & Gedeon): the same map → box rules at one fixed
+τ = 0.2 of the map's maximum (``ORIGINAL_TAU``), GT-known and Top-1 Loc with the ``+1`` IoU, no
+validation split; ``running_average=True`` reports the accuracy as its running average over
+batches (each batch's mean weighted equally, :func:`batch_running_average`).
+
+Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as the plain loop
+(:func:`reference_box_table`) but skips work that cannot change the result — both modes share one
+``findContours`` per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous
+one reuses its contours; ``findContours`` runs on the mask cropped to its extent; IoUs are computed
+in one vectorised step per map. Tests check equality with the plain loop on random maps, holes,
+ties, border-touching regions, constant and non-square maps; benchmarks/bench_wsol.py times it.
+
+Input checks (one ValueError before any work): thresholds outside [0, 1), δ outside (0, 1],
+ground-truth boxes with x1 < x0, y1 < y0 or negative coordinates, NaN or ±inf in a map (named
+as such).
+
+Used in chapters 4 and 5.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 
 IOU_THRESHOLDS_V2 = (0.3, 0.5, 0.7)
 COMPONENTS = ("largest", "all")
-_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
-_STRUCTURE[1] = True  # 8-connected inside a slice, never across thresholds
+PROTOCOLS = ("reference", "original")
+ORIGINAL_TAU = 0.2
 _PIXELS_PER_CALL = 400_000
 
 
+# -- input checks ---------------------------------------------------------------------------------
 def default_thresholds(step: float = 0.01) -> np.ndarray:
     """τ grid ``np.arange(0, 1, step)`` as in wsolevaluation (100 thresholds for step 0.01)."""
     if not 0 < step < 1:
         raise ValueError(f"threshold step must lie in (0, 1), got {step}")
-    return np.arange(0.0, 1.0, step)
+    return np.arange(0, 1, step)
+
+
+def _check_thresholds(thresholds) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    if t.ndim != 1 or len(t) == 0 or np.isnan(t).any():
+        raise ValueError("thresholds must be a non-empty 1-D sequence of numbers in [0, 1)")
+    if t.min() < 0 or t.max() >= 1:
+        raise ValueError(f"thresholds must lie in [0, 1) (fractions of the map's maximum), got values from "
+                         f"{t.min():g} to {t.max():g}; for percentages divide by 100")
+    return t
+
+
+def _check_delta(delta) -> float:
+    d = float(delta)
+    if not 0 < d <= 1:
+        raise ValueError(f"IoU threshold δ must lie in (0, 1], got {delta!r}; for percentages divide by 100")
+    return d
 
 
 def _as_maps(maps) -> np.ndarray:
@@ -64,75 +93,16 @@ def _as_maps(maps) -> np.ndarray:
         maps = maps[None]
     if maps.ndim != 3:
         raise ValueError(f"maps must have shape (N, H, W) or (H, W), got {maps.shape}")
-    if np.isnan(maps).any():
-        bad = np.flatnonzero(np.isnan(maps).any(axis=(1, 2)))
-        raise ValueError(f"{len(bad)} map(s) contain NaN (first: index {bad[0]}); fix the model or input first")
+    for bad, what in ((np.isnan(maps), "NaN"), (np.isinf(maps), "inf")):
+        if bad.any():
+            idx = np.flatnonzero(bad.any(axis=(1, 2)))
+            raise ValueError(f"{len(idx)} map(s) contain {what} (first: index {idx[0]}); fix the model or input first")
     return maps
-
-
-def upsample(maps, size: tuple[int, int]) -> np.ndarray:
-    """Stretch maps (N, h, w) to ``size`` = (H, W) with bicubic interpolation (align_corners=False)."""
-    maps = _as_maps(maps)
-    t = torch.from_numpy(maps).unsqueeze(1)
-    return F.interpolate(t, size=tuple(size), mode="bicubic", align_corners=False).squeeze(1).numpy()
-
-
-def normalize(maps) -> np.ndarray:
-    """Min–max normalise each map to [0, 1]; a constant map becomes all ones (box = whole image)."""
-    maps = _as_maps(maps)
-    lo = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - lo
-    out = np.ones_like(maps)
-    np.divide(maps - lo, span, out=out, where=span > 0)
-    return out
-
-
-def xywh_to_xyxy(boxes) -> np.ndarray:
-    """(x, y, w, h) → (x0, y0, x1, y1) in the half-open convention of this module."""
-    b = np.asarray(boxes, dtype=np.float64)
-    return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
-
-
-def iou(a, b) -> np.ndarray:
-    """IoU of boxes ``a`` (..., 4) and ``b`` (..., 4), broadcast; half-open (x0, y0, x1, y1) boxes.
-
-    Empty boxes (zero area) have IoU 0 with everything.
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def _components(masks: np.ndarray):
-    """Every 8-connected component of every slice of ``masks`` (S, H, W): slice, box, size.
-
-    One ``ndimage.label`` call for the whole stack; labels are numbered in raster order, so
-    the components of slice s come before those of slice s + 1.
-    """
-    labels, n = ndimage.label(masks, structure=_STRUCTURE)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64)
-    objs = ndimage.find_objects(labels)
-    corners = np.array([(s.start, r.start, c.start, c.stop, r.stop) for s, r, c in objs], dtype=np.int64)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    return corners[:, 0], corners[:, [2, 1, 3, 4]].astype(np.float64), sizes
-
-
-def _check_thresholds(thresholds) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-    if t.ndim != 1 or len(t) == 0 or np.isnan(t).any():
-        raise ValueError("thresholds must be a non-empty 1-D sequence of numbers in [0, 1)")
-    return t
 
 
 def _gt_boxes(gt_boxes, n: int) -> list[np.ndarray]:
     """Ground truth as a list of (m_i, 4) xyxy arrays; accepts (N, 4) or a list of (m_i, 4)."""
-    if isinstance(gt_boxes, np.ndarray) or isinstance(gt_boxes, torch.Tensor):
+    if isinstance(gt_boxes, (np.ndarray, torch.Tensor)):
         arr = np.asarray(gt_boxes, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != 4:
             raise ValueError(f"gt_boxes must be (N, 4) (x0, y0, x1, y1) or a list of (m, 4) arrays, got {arr.shape}")
@@ -141,201 +111,216 @@ def _gt_boxes(gt_boxes, n: int) -> list[np.ndarray]:
         out = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in gt_boxes]
     if len(out) != n:
         raise ValueError(f"{n} maps but {len(out)} ground-truth entries")
+    for i, b in enumerate(out):
+        if len(b) == 0:
+            raise ValueError(f"ground-truth entry {i} holds no box")
+        if not np.isfinite(b).all() or (b < 0).any() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+            raise ValueError(f"ground-truth box {b.tolist()} (entry {i}) is not (x0, y0, x1, y1) with "
+                             "0 <= x0 <= x1 and 0 <= y0 <= y1; convert (x, y, w, h) boxes with xywh_to_xyxy")
+    return out
+
+
+# -- maps and boxes -------------------------------------------------------------------------------
+def upsample(maps, size: tuple[int, int]) -> np.ndarray:
+    """Stretch maps (N, h, w) to ``size`` = (H, W) with bicubic interpolation (align_corners=False)."""
+    maps = _as_maps(maps)
+    t = torch.from_numpy(maps).unsqueeze(1)
+    return F.interpolate(t, size=tuple(size), mode="bicubic", align_corners=False).squeeze(1).numpy()
+
+
+def normalize(maps) -> np.ndarray:
+    """Min–max normalise each map to [0, 1] (float32); a constant map becomes all zeros (no box)."""
+    maps = _as_maps(maps)
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - lo
+    out = np.zeros_like(maps)
+    np.divide(maps - lo, span, out=out, where=span > 0)
+    return out
+
+
+def to_uint8(heatmaps) -> np.ndarray:
+    """The reference's score image ``uint8(map · 255)`` of normalised maps (N, H, W)."""
+    maps = _as_maps(heatmaps)
+    if maps.min() < 0 or maps.max() > 1:
+        raise ValueError(f"heatmaps must be normalised to [0, 1] (use normalize), got range "
+                         f"[{maps.min():g}, {maps.max():g}]")
+    return (maps.astype(np.float64) * 255).astype(np.uint8)
+
+
+def xywh_to_xyxy(boxes) -> np.ndarray:
+    """(x, y, w, h) → (x0, y0, x1, y1) = (x, y, x + w, y + h), as wsolevaluation's metadata."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def resize_boxes(boxes, image_sizes, size: tuple[int, int]) -> np.ndarray:
+    """xyxy boxes (N, 4) of images of ``image_sizes`` (N, 2) = (width, height) scaled to ``size`` = (H, W).
+
+    The reference's ``resize_bbox``: each coordinate times new/old size, truncated to an int.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    wh = np.asarray(image_sizes, dtype=np.float64).reshape(-1, 2)
+    if len(wh) != len(b) or (wh <= 0).any():
+        raise ValueError(f"need one positive (width, height) per box: {len(b)} boxes, sizes {wh.shape}")
+    H, W = size
+    new = np.array([W, H, W, H], dtype=np.float64)
+    old = wh[:, [0, 1, 0, 1]]
+    return np.trunc(b * new / old)  # (x · new) / old, the reference's order of operations
+
+
+def iou(a, b) -> np.ndarray:
+    """IoU of xyxy boxes ``a`` (..., 4) and ``b`` (..., 4), broadcast, with the reference's +1 convention.
+
+    A box covers pixels x0..x1, y0..y1 inclusive: area (x1 − x0 + 1)(y1 − y0 + 1). A non-positive
+    union (only for inverted boxes) gives 0, as in wsolevaluation.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    iw = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
+    ih = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros(np.shape(inter)), where=union > 0)
+
+
+def _cutoffs(u8: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """int(τ · max) per map and threshold (N, T): the reference's uint8 cut-offs."""
+    mx = u8.reshape(len(u8), -1).max(axis=1).astype(np.float64)
+    return (t[None, :] * mx[:, None]).astype(np.int64)
+
+
+def _opencv_boxes(mask: np.ndarray, offset=(0, 0), shape=None) -> tuple[list, int]:
+    """All contour boxes (a list of [x0, y0, x1, y1]) and the index of the largest contour of a uint8 mask.
+
+    The reference's rules: ``RETR_TREE`` / ``CHAIN_APPROX_SIMPLE`` contours, the largest by
+    ``cv2.contourArea`` (the first maximum, as Python's ``max``), boxes from ``cv2.boundingRect``
+    clipped to W − 1, H − 1; no contour → [[0, 0, 0, 0]].
+    """
+    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=offset)[0]
+    if len(contours) == 0:
+        return [[0, 0, 0, 0]], 0
+    H, W = mask.shape if shape is None else shape
+    boxes = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        boxes.append([x, y, min(x + w, W - 1), min(y + h, H - 1)])
+    k = max(range(len(contours)), key=lambda c: cv2.contourArea(contours[c])) if len(contours) > 1 else 0
+    return boxes, k
+
+
+def reference_box_table(heatmap, thresholds) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The plain reference loop for one normalised map (H, W): per τ, (all contour boxes, largest box).
+
+    One ``cv2.threshold`` + ``cv2.findContours`` per threshold on the full image. Used by the tests
+    and the benchmark as the definition :func:`iou_curves` must equal.
+    """
+    u8 = to_uint8(heatmap)
+    if len(u8) != 1:
+        raise ValueError("reference_box_table takes one map (H, W)")
+    t = _check_thresholds(thresholds)
+    img = u8[0]
+    out = []
+    for c in _cutoffs(u8, t)[0]:
+        _, mask = cv2.threshold(img, int(c), 255, cv2.THRESH_BINARY)
+        boxes, k = _opencv_boxes(mask)
+        out.append((np.array(boxes, dtype=np.float64), np.array(boxes[k], dtype=np.float64)))
     return out
 
 
 def boxes_from_map(heatmap, thresholds, components: str = "largest") -> list[np.ndarray]:
-    """Boxes of one normalised map (H, W) at each τ: a list of (m_τ, 4) xyxy arrays.
+    """Boxes of one normalised map (H, W) at each τ: a list of (m_τ, 4) xyxy arrays (reference rules).
 
-    ``components="largest"`` gives at most one box per τ (ties: the first in raster order);
-    ``"all"`` one box per component. Use :func:`normalize` (and :func:`upsample`) first.
+    ``components="largest"`` gives one box per τ, ``"all"`` one per contour; no region gives the
+    box (0, 0, 0, 0). Use :func:`normalize` (and :func:`upsample`) first.
     """
     if components not in COMPONENTS:
         raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
-    m = _as_maps(heatmap)
-    if len(m) != 1:
-        raise ValueError("boxes_from_map takes one map (H, W)")
+    table = reference_box_table(heatmap, thresholds)
+    return [all_boxes if components == "all" else largest[None] for all_boxes, largest in table]
+
+
+# -- all thresholds of a map ---------------------------------------------------------------------
+def _map_boxes(img: np.ndarray, cut: np.ndarray):
+    """Reference boxes of one uint8 map at non-decreasing cut-offs: (slot, box) of every contour, largest index.
+
+    The same OpenCV calls as :func:`reference_box_table`, with two savings that cannot change the
+    result: a cut-off that keeps exactly the pixels of the previous one (no value in between)
+    reuses its contours, and ``findContours`` runs on the mask cropped to its extent (rows and
+    columns whose maximum exceeds the cut-off), with the crop's offset added back.
+    """
+    H, W = img.shape
+    above = img.size - np.cumsum(np.bincount(img.ravel(), minlength=256))  # pixels > c, c = 0..255
+    rowmax, colmax = img.max(axis=1), img.max(axis=0)
+    boxes, slots, largest = [], [], np.zeros(len(cut), dtype=np.int64)
+    prev, offset = None, 0
+    for i, c in enumerate(cut.tolist()):
+        if prev is not None and above[c] == above[prev[0]]:
+            found, k = prev[1], prev[2]
+        elif above[c] == 0:
+            found, k = [[0, 0, 0, 0]], 0
+        else:
+            rows, cols = np.flatnonzero(rowmax > c), np.flatnonzero(colmax > c)
+            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+            _, mask = cv2.threshold(img[y0:y1, x0:x1], c, 255, cv2.THRESH_BINARY)
+            found, k = _opencv_boxes(mask, offset=(int(x0), int(y0)), shape=(H, W))
+        prev = (c, found, k)
+        largest[i] = offset + k
+        offset += len(found)
+        boxes += found
+        slots += [i] * len(found)
+    return np.array(slots), np.array(boxes, dtype=np.float64), largest
+
+
+def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU curves (largest, all) of a chunk of uint8 maps at sorted thresholds ``t``."""
+    N, T = len(u8), len(t)
+    cut = _cutoffs(u8, t)
+    largest, best = np.zeros((N, T)), np.zeros((N, T))
+    for n in range(N):
+        slot, boxes, big = _map_boxes(u8[n], cut[n])
+        ious = iou(boxes[:, None], gt_pad[n][None]).max(axis=1)
+        np.maximum.at(best[n], slot, ious)
+        largest[n] = ious[big]
+    return largest, best
+
+
+def _curves(heatmaps, gt_boxes, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    u8 = to_uint8(heatmaps)
     t = _check_thresholds(thresholds)
-    slice_of, boxes, sizes = _components(m[0][None] > t[:, None, None])
-    out = []
-    for s in range(len(t)):
-        sel = np.flatnonzero(slice_of == s)
-        if components == "largest" and len(sel):
-            sel = sel[[np.argmax(sizes[sel])]]
-        out.append(boxes[sel])
-    return out
-
-
-_INDEX_BITS = 24  # maps up to 4096 × 4096 pixels
-
-
-def _order_keys(maps: np.ndarray) -> np.ndarray:
-    """int64 keys ordering pixels by (value, flat index inside the map): a strict total order.
-
-    A float32's bit pattern, with the usual sign flip, sorts like the float; the pixel's index
-    sits in the low bits, so the key also says *which* pixel it belongs to.
-    """
-    N, H, W = maps.shape
-    bits = maps.astype(np.float32).view(np.int32).astype(np.int64)
-    bits = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    return (bits << _INDEX_BITS) | np.arange(H * W, dtype=np.int64).reshape(1, H, W)
-
-
-def _basins(maps: np.ndarray) -> np.ndarray:
-    """Steepest-ascent basins of maps (N, H, W): the flat index of each pixel's basin root.
-
-    Every pixel points to the highest pixel of its 3×3 neighbourhood (itself included) in the
-    (value, index) order; pointer jumping gives the root, a local maximum. Along pointers values
-    never decrease, so the pixels of a basin above any threshold are connected through its root.
-    """
-    N, H, W = maps.shape
-    key = _order_keys(maps)
-    padded = np.pad(key, ((0, 0), (1, 1), (1, 1)), constant_values=np.iinfo(np.int64).min)
-    best = key.copy()
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            np.maximum(best, padded[:, dy : dy + H, dx : dx + W], out=best)
-    offset = (np.arange(N, dtype=np.int64) * (H * W)).reshape(N, 1, 1)
-    parent = ((best & ((1 << _INDEX_BITS) - 1)) + offset).ravel()
-    while True:
-        jumped = parent[parent]
-        if np.array_equal(jumped, parent):
-            return parent
-        parent = jumped
-
-
-def _iou_curves_chunk(maps: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, components: str) -> np.ndarray:
-    """IoU curves of a chunk of maps (sorted thresholds ``t``), all thresholds in one pass.
-
-    Pixel levels q = #{τ < value}: pixel is in the mask of τ_i iff q > i. Pixels are grouped
-    into steepest-ascent basins (few per smooth map); the components at τ_i are the basins
-    alive at τ_i joined by basin-to-basin 8-adjacencies whose lower end exceeds τ_i, found with
-    one ``scipy.sparse.csgraph.connected_components`` call over all alive (basin, threshold)
-    nodes. A component's box, size and first raster pixel are reductions over its basins.
-    """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-
-    N, H, W = maps.shape
-    T = len(t)
-    L = T + 1
-    q = np.searchsorted(t, maps.ravel().astype(np.float64), side="left").reshape(N, H, W)
-    root = _basins(maps)
-    basin_ids = np.flatnonzero(root == np.arange(N * H * W))
-    nB = len(basin_ids)
-    lookup = np.zeros(N * H * W, dtype=np.int64)
-    lookup[basin_ids] = np.arange(nB)
-    basin = lookup[root].reshape(N, H, W)
-    basin_image = basin_ids // (H * W)
-    # per (basin, level) statistics, then suffix reductions over levels: column i = pixels with q > i
-    key = (basin * L + q).ravel()
-    pix = np.tile(np.arange(H * W, dtype=np.int64), N)
-    cols = np.tile(np.arange(W, dtype=np.int64), N * H)
-    big = H * W
-    stats = {}
-    for name, values, ufunc, init in (
-        ("first", pix, np.minimum, big), ("last", pix, np.maximum, -1),
-        ("x0", cols, np.minimum, big), ("x1", cols + 1, np.maximum, -1),
-    ):
-        arr = np.full(nB * L, init, dtype=np.int64)
-        ufunc.at(arr, key, values)
-        stats[name] = ufunc.accumulate(arr.reshape(nB, L)[:, ::-1], axis=1)[:, ::-1][:, 1:]
-    size = np.bincount(key, minlength=nB * L).reshape(nB, L)[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
-    top = (size > 0).sum(axis=1)  # basin b is alive at thresholds i < top[b]
-    alive = size > 0
-    out = np.zeros(N * T)
-    if not alive.any():
-        return out.reshape(N, T)
-    start = np.cumsum(top) - top  # node id of (b, i) = start[b] + i, alive nodes only
-    n_nodes = int(top.sum())
-    # basin adjacency (8-neighbours in different basins); saddle = max over pairs of the lower level
-    pairs, saddles = [], []
-    for (a0, a1), (b0, b1) in (
-        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
-        ((slice(None, -1), slice(None, -1)), (slice(1, None), slice(1, None))),
-        ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))),
-    ):
-        u, v = basin[:, a0, a1], basin[:, b0, b1]
-        cut = np.nonzero(u != v)
-        u, v = u[cut], v[cut]
-        lvl = np.minimum(q[:, a0, a1][cut], q[:, b0, b1][cut])
-        keep = lvl > 0
-        pairs.append(np.minimum(u, v)[keep] * nB + np.maximum(u, v)[keep])
-        saddles.append(lvl[keep])
-    pairs, saddles = np.concatenate(pairs), np.concatenate(saddles)
-    if len(pairs):
-        uniq, inv = np.unique(pairs, return_inverse=True)
-        sad = np.zeros(len(uniq), dtype=np.int64)
-        np.maximum.at(sad, inv, saddles)
-        # a maximum spanning forest (by saddle) has the same components at every threshold
-        forest = minimum_spanning_tree(
-            csr_matrix(((T + 2 - sad).astype(np.float64), (uniq // nB, uniq % nB)), shape=(nB, nB))
-        ).tocoo()
-        uniq = forest.row.astype(np.int64) * nB + forest.col
-        sad = (T + 2 - forest.data).astype(np.int64)
-        # edge (b1, b2) exists at thresholds i < saddle: expand to (basin, threshold) nodes
-        reps = np.minimum(sad, T)
-        edge = np.repeat(np.arange(len(uniq)), reps)
-        level = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        src = start[uniq[edge] // nB] + level
-        dst = start[uniq[edge] % nB] + level
-    else:
-        src = dst = np.zeros(0, dtype=np.int64)
-    graph = csr_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes))
-    nC, comp = connected_components(graph, directed=False)
-    reduced = {}
-    for name, ufunc, init in (("first", np.minimum, big), ("last", np.maximum, -1),
-                              ("x0", np.minimum, big), ("x1", np.maximum, -1)):
-        arr = np.full(nC, init, dtype=np.int64)
-        ufunc.at(arr, comp, stats[name][alive])
-        reduced[name] = arr
-    comp_size = np.bincount(comp, weights=size[alive], minlength=nC)
-    node_basin = np.repeat(np.arange(nB), top)
-    slot = np.zeros(nC, dtype=np.int64)  # image * T + threshold of each component
-    slot[comp] = basin_image[node_basin] * T + (np.arange(n_nodes) - start[node_basin])
-    # the first / last pixel in raster order lie on the top / bottom row of the component
-    y0, y1 = reduced["first"] // W, reduced["last"] // W + 1
-    boxes = np.stack([reduced["x0"], y0, reduced["x1"], y1], axis=1).astype(np.float64)
-    comp_iou = iou(boxes[:, None], gt_pad[slot // T]).max(axis=1)
-    if components == "all":
-        np.maximum.at(out, slot, comp_iou)
-    else:  # largest; ties go to the component met first in raster order, as scipy's labels do
-        order = np.lexsort((reduced["first"], -comp_size, slot))
-        first = order[np.r_[True, slot[order][1:] != slot[order][:-1]]]
-        out[slot[first]] = comp_iou[first]
-    return out.reshape(N, T)
-
-
-def iou_curves(heatmaps, gt_boxes, thresholds, components: str = "largest") -> np.ndarray:
-    """IoU (N, T) of each map's box(es) at each τ with its ground truth, all τ in one pass.
-
-    ``heatmaps`` (N, H, W) are normalised maps at image size; ``gt_boxes`` xyxy, (N, 4) or a
-    list of (m_i, 4). With several predicted or true boxes the best pair counts. Gives the same
-    numbers as labelling ``map > τ`` with ``scipy.ndimage.label`` (8-connected) for every τ
-    (a test checks this), at a cost that does not grow with the number of thresholds × pixels.
-    """
-    if components not in COMPONENTS:
-        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
-    maps = _as_maps(heatmaps)
-    t = _check_thresholds(thresholds)
-    gts = _gt_boxes(gt_boxes, len(maps))
-    N, H, W = maps.shape
+    gts = _gt_boxes(gt_boxes, len(u8))
+    N, H, W = u8.shape
     order = np.argsort(t, kind="stable")
-    gt_pad = np.zeros((N, max(len(g) for g in gts), 4))  # padding boxes are empty: IoU 0
+    gt_pad = np.full((N, max(len(g) for g in gts), 4), np.nan)
     for i, g in enumerate(gts):
         gt_pad[i, : len(g)] = g
-    out = np.zeros((N, len(t)))
+    gt_pad = np.where(np.isnan(gt_pad), gt_pad[:, :1], gt_pad)  # pad with a copy of the first box
+    largest, best = np.zeros((N, len(t))), np.zeros((N, len(t)))
     per_call = max(1, _PIXELS_PER_CALL // (H * W))
     for start in range(0, N, per_call):
         stop = min(N, start + per_call)
-        out[start:stop, order] = _iou_curves_chunk(maps[start:stop], gt_pad[start:stop], t[order], components)
-    return out
+        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order])
+        largest[start:stop, order], best[start:stop, order] = lg, bs
+    return largest, best
 
 
+def iou_curves(heatmaps, gt_boxes, thresholds, components: str = "largest") -> np.ndarray:
+    """IoU (N, T) of each normalised map's box(es) at each τ with its ground truth (reference rules).
+
+    ``heatmaps`` (N, H, W) are normalised maps at image size; ``gt_boxes`` xyxy, (N, 4) or a list
+    of (m_i, 4). With several predicted (``components="all"``) or true boxes the best pair counts.
+    Equals :func:`reference_box_table` followed by :func:`iou` (tests check this).
+    """
+    if components not in COMPONENTS:
+        raise ValueError(f"components must be one of {COMPONENTS}, got {components!r}")
+    largest, best = _curves(heatmaps, gt_boxes, thresholds)
+    return largest if components == "largest" else best
+
+
+# -- metrics --------------------------------------------------------------------------------------
 def box_accuracy(ious: np.ndarray, delta: float = 0.5) -> np.ndarray:
     """Fraction of images with IoU ≥ δ at each threshold: (N, T) → (T,)."""
-    return (np.asarray(ious) >= delta).mean(axis=0)
+    return (np.asarray(ious) >= _check_delta(delta)).mean(axis=0)
 
 
 def max_box_acc(ious: np.ndarray, delta: float = 0.5) -> float:
@@ -359,7 +344,7 @@ def choose_threshold(ious_val: np.ndarray, thresholds, delta: float = 0.5) -> fl
 
 def gt_known_loc(ious_at_tau: np.ndarray, delta: float = 0.5) -> float:
     """GT-known Loc: fraction of images whose box (at the chosen τ) has IoU ≥ δ with the truth."""
-    return float((np.asarray(ious_at_tau) >= delta).mean())
+    return float((np.asarray(ious_at_tau) >= _check_delta(delta)).mean())
 
 
 def top1_loc(ious_at_tau: np.ndarray, correct: np.ndarray, delta: float = 0.5) -> float:
@@ -368,34 +353,62 @@ def top1_loc(ious_at_tau: np.ndarray, correct: np.ndarray, delta: float = 0.5) -
     ious_at_tau = np.asarray(ious_at_tau)
     if correct.shape != ious_at_tau.shape:
         raise ValueError(f"correct {correct.shape} and IoUs {ious_at_tau.shape} must have the same shape")
-    return float(((ious_at_tau >= delta) & correct).mean())
+    return float(((ious_at_tau >= _check_delta(delta)) & correct).mean())
 
 
-def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_size, thresholds=None) -> dict:
-    """The chapter's protocol: choose τ on val (GT-known, largest component), report on test.
+def batch_running_average(hits: np.ndarray, batch_size: int) -> float:
+    """Running average of per-batch accuracies (each batch weighs the same, the last one too)."""
+    hits = np.asarray(hits, dtype=np.float64)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if len(hits) == 0:
+        raise ValueError("no images to average")
+    return float(np.mean([hits[i : i + batch_size].mean() for i in range(0, len(hits), batch_size)]))
 
-    Maps are raw (N, h, w) class maps; they are upsampled to ``image_size`` and normalised here.
-    Returns τ, GT-known Loc, Top-1 Loc, MaxBoxAccV2 and the test curves (fraction with IoU ≥ 0.5
-    at each τ, largest component).
+
+def prepare(maps, image_size) -> np.ndarray:
+    """Raw class maps (N, h, w) → normalised heatmaps at ``image_size`` (bicubic, then min–max)."""
+    return normalize(upsample(maps, image_size))
+
+
+def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_size, thresholds=None,
+             protocol: str = "reference", running_average: int | None = None) -> dict:
+    """Score raw class maps (N, h, w) under a named protocol (see the module docstring).
+
+    ``"reference"``: τ chosen on val (largest contour, δ = 0.5), GT-known / Top-1 Loc at τ on test,
+    MaxBoxAcc (largest, δ = 0.5) and MaxBoxAccV2 (all contours) on test, and the test curve.
+    ``"original"``: τ = 0.2 fixed, GT-known / Top-1 Loc on test (val unused, may be None);
+    ``running_average`` (a batch size) averages per-batch accuracies as the paper's code did.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+    test = prepare(maps_test, image_size)
+    correct_test = np.asarray(correct_test, dtype=bool)
+    if protocol == "original":
+        ious = iou_curves(test, boxes_test, [ORIGINAL_TAU])[:, 0]
+        hit = ious >= 0.5
+        if running_average is None:
+            return {"tau": ORIGINAL_TAU, "gt_known_loc": gt_known_loc(ious), "top1_loc": top1_loc(ious, correct_test)}
+        return {"tau": ORIGINAL_TAU, "gt_known_loc": batch_running_average(hit, running_average),
+                "top1_loc": batch_running_average(hit & correct_test, running_average)}
     t = default_thresholds() if thresholds is None else _check_thresholds(thresholds)
-    val = normalize(upsample(maps_val, image_size))
-    test = normalize(upsample(maps_test, image_size))
+    val = prepare(maps_val, image_size)
     tau = choose_threshold(iou_curves(val, boxes_val, t), t)
-    ious_test = iou_curves(test, boxes_test, t)
-    at_tau = ious_test[:, int(np.flatnonzero(t == tau)[0])]
-    ious_all = iou_curves(test, boxes_test, t, components="all")
+    largest, best = _curves(test, boxes_test, t)
+    at_tau = largest[:, int(np.flatnonzero(t == tau)[0])]
     return {
         "tau": tau,
         "gt_known_loc": gt_known_loc(at_tau),
         "top1_loc": top1_loc(at_tau, correct_test),
-        "maxboxacc_v2": max_box_acc_v2(ious_all),
-        "curve": box_accuracy(ious_test, 0.5),
+        "maxboxacc": max_box_acc(largest),
+        "maxboxacc_v2": max_box_acc_v2(best),
+        "curve": box_accuracy(largest, 0.5),
     }
 
 
 __all__ = [
-    "COMPONENTS", "IOU_THRESHOLDS_V2", "box_accuracy", "boxes_from_map", "choose_threshold",
-    "default_thresholds", "evaluate", "gt_known_loc", "iou", "iou_curves", "max_box_acc",
-    "max_box_acc_v2", "normalize", "top1_loc", "upsample", "xywh_to_xyxy",
+    "COMPONENTS", "IOU_THRESHOLDS_V2", "ORIGINAL_TAU", "PROTOCOLS", "batch_running_average", "box_accuracy",
+    "boxes_from_map", "choose_threshold", "default_thresholds", "evaluate", "gt_known_loc", "iou", "iou_curves",
+    "max_box_acc", "max_box_acc_v2", "normalize", "prepare", "reference_box_table", "resize_boxes", "to_uint8",
+    "top1_loc", "upsample", "xywh_to_xyxy",
 ]

@@ -1,80 +1,141 @@
-"""WSOL boxes and metrics: vectorised IoU curves against a per-threshold loop, conventions, bad input."""
+"""WSOL: the one-pass IoU curves equal the plain per-image, per-threshold OpenCV loop; the reference rules; bad input."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from infocam import wsol
 
-EIGHT = np.ones((3, 3), bool)
-
 
 def reference_curves(maps, gt, thresholds):
-    """Straightforward loop: label map > τ for every image and τ; largest and best-of-all IoU."""
+    """The definition: reference_box_table (one cv2.findContours per map and τ), then +1 IoU."""
     largest = np.zeros((len(maps), len(thresholds)))
     best = np.zeros_like(largest)
     for i, m in enumerate(maps):
-        for j, t in enumerate(thresholds):
-            labels, n = ndimage.label(m > t, structure=EIGHT)
-            if n == 0:
-                continue
-            boxes = np.array([(c.start, r.start, c.stop, r.stop) for r, c in ndimage.find_objects(labels)], float)
-            ious = wsol.iou(boxes[:, None], np.asarray(gt[i], float).reshape(-1, 4)[None]).max(1)
-            largest[i, j] = ious[np.argmax(np.bincount(labels.ravel())[1:])]
-            best[i, j] = ious.max()
+        g = np.asarray(gt[i], float).reshape(-1, 4)
+        for j, (boxes, big) in enumerate(wsol.reference_box_table(m, thresholds)):
+            largest[i, j] = wsol.iou(big[None], g).max()
+            best[i, j] = wsol.iou(boxes[:, None], g[None]).max()
     return largest, best
 
 
-def _smooth_maps(n, size, seed):
-    raw = torch.randn(n, 1, 7, 7, generator=torch.Generator().manual_seed(seed))
-    return wsol.normalize(wsol.upsample(raw.squeeze(1), (size, size)))
+def _smooth_maps(n, h, w, seed, grid=7):
+    raw = torch.randn(n, 1, grid, grid, generator=torch.Generator().manual_seed(seed))
+    return wsol.normalize(wsol.upsample(raw.squeeze(1), (h, w)))
 
 
-@pytest.mark.parametrize("kind", ["smooth", "noise", "plateaus"])
-def test_iou_curves_match_reference_loop(kind):
-    rng = np.random.default_rng(0)
+def _fixture(kind, rng):
     if kind == "smooth":
-        maps = _smooth_maps(12, 40, 0)
-    elif kind == "noise":
-        maps = wsol.normalize(rng.random((8, 17, 23)))
-    else:  # few distinct values: ties everywhere
-        maps = wsol.normalize(rng.integers(0, 4, (8, 15, 15)).astype(np.float32))
-    H, W = maps.shape[1:]
-    x0, y0 = rng.integers(0, W // 2, len(maps)), rng.integers(0, H // 2, len(maps))
-    gt = np.stack([x0, y0, x0 + rng.integers(2, W // 2, len(maps)), y0 + rng.integers(2, H // 2, len(maps))], 1)
-    t = np.r_[wsol.default_thresholds(0.05), 0.999]
+        return _smooth_maps(10, 40, 40, 0)
+    if kind == "smooth-large":
+        return _smooth_maps(3, 112, 112, 1, grid=14)
+    if kind == "non-square":
+        return _smooth_maps(8, 23, 57, 2)
+    if kind == "noise":
+        return wsol.normalize(rng.random((6, 17, 23)))
+    if kind == "plateaus":  # few distinct values: ties everywhere
+        return wsol.normalize(rng.integers(0, 4, (8, 15, 15)).astype(np.float32))
+    if kind == "holes":  # rings, nested rings and a ring of width one: hole contours
+        maps = np.zeros((4, 30, 30), np.float32)
+        yy, xx = np.mgrid[:30, :30]
+        r = np.hypot(yy - 14.5, xx - 14.5)
+        maps[0] = (r > 5) & (r < 11)
+        maps[1] = 0.4 * ((r > 3) & (r < 6)) + 0.9 * ((r > 8) & (r < 12)) + 0.2
+        maps[2, 5:25, 5:25] = 1
+        maps[2, 10:15, 10:20] = 0
+        maps[2, 17:20, 8:12] = 0.5
+        maps[3, 3:27, 3:27] = 1
+        maps[3, 4:26, 4:26] = 0
+        maps[3, 12:18, 12:18] = 1
+        return wsol.normalize(maps + 0.3 * rng.random((4, 30, 30)).astype(np.float32) * (rng.random((4, 30, 30)) < 0.1))
+    if kind == "border":  # regions touching every border
+        maps = _smooth_maps(6, 32, 24, 3)
+        maps[:, 0, :] = 1
+        maps[:, :, -1] = 0.95
+        maps[:, -3:, :5] = 0.9
+        return maps
+    if kind == "constant":  # constant and all-zero maps normalise to zeros: no box
+        return wsol.normalize(np.stack([np.zeros((10, 12)), np.full((10, 12), 3.0), np.eye(10, 12)]).astype(np.float32))
+    raise ValueError(kind)
+
+
+KINDS = ["smooth", "smooth-large", "non-square", "noise", "plateaus", "holes", "border", "constant"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_iou_curves_equal_plain_opencv_loop(kind):
+    rng = np.random.default_rng(KINDS.index(kind))
+    maps = _fixture(kind, rng)
+    N, H, W = maps.shape
+    x0, y0 = rng.integers(0, W // 2, N), rng.integers(0, H // 2, N)
+    gt = np.stack([x0, y0, x0 + rng.integers(0, W // 2, N), y0 + rng.integers(0, H // 2, N)], 1)
+    t = np.r_[wsol.default_thresholds(0.02), 0.999]
     ref_largest, ref_all = reference_curves(maps, gt, t)
-    assert np.array_equal(wsol.iou_curves(maps, gt, t), ref_largest)
-    assert np.array_equal(wsol.iou_curves(maps, gt, t, components="all"), ref_all)
+    largest, best = wsol.iou_curves(maps, gt, t), wsol.iou_curves(maps, gt, t, components="all")
+    assert np.array_equal(largest, ref_largest)
+    assert np.array_equal(best, ref_all)
     shuffled = np.random.default_rng(1).permutation(len(t))  # threshold order does not matter
     assert np.array_equal(wsol.iou_curves(maps, gt, t[shuffled], components="all"), ref_all[:, shuffled])
 
 
-def test_iou_convention_and_values():
-    assert wsol.iou([0, 0, 10, 10], [0, 0, 10, 10]) == 1.0
-    assert wsol.iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(50 / 150)
-    assert wsol.iou([0, 0, 10, 10], [10, 0, 20, 10]) == 0.0  # touching half-open boxes do not overlap
-    assert wsol.iou([0, 0, 0, 0], [0, 0, 0, 0]) == 0.0
+def test_several_ground_truth_boxes_take_the_best():
+    maps = _smooth_maps(3, 30, 30, 5)
+    gts = [np.array([[0, 0, 5, 5], [10, 10, 25, 25]]), np.array([[3, 3, 20, 20]]), np.array([[0, 0, 29, 29]] * 3)]
+    t = wsol.default_thresholds(0.05)
+    ref_largest, ref_all = reference_curves(maps, gts, t)
+    assert np.array_equal(wsol.iou_curves(maps, gts, t), ref_largest)
+    assert np.array_equal(wsol.iou_curves(maps, gts, t, components="all"), ref_all)
+
+
+def test_reference_rules_by_hand():
+    m = np.zeros((20, 20), np.float32)
+    m[2:5, 3:9] = 1.0  # 18 px: the largest region
+    m[10:14, 12:14] = 0.8
+    # boundingRect gives x, y, w, h; the box is (x, y, x + w, y + h)
+    assert np.array_equal(wsol.boxes_from_map(m, [0.5])[0], [[3, 2, 9, 5]])
+    both = wsol.boxes_from_map(m, [0.5], components="all")[0]
+    assert sorted(map(tuple, both.tolist())) == [(3, 2, 9, 5), (12, 10, 14, 14)]
+    # the kept pixels are those strictly above int(τ · 255) of uint8(map · 255): 0.8 → 204 > int(0.8 · 255) = 204 is false
+    assert len(wsol.boxes_from_map(m, [0.8], components="all")[0]) == 1
+    assert len(wsol.boxes_from_map(m, [0.79], components="all")[0]) == 2
+    # x1, y1 clipped to W - 1, H - 1 at the border
+    edge = np.zeros((10, 12), np.float32)
+    edge[4:, 6:] = 1
+    assert np.array_equal(wsol.boxes_from_map(edge, [0.5])[0], [[6, 4, 11, 9]])
+    # a hole is a contour too
+    ring = np.zeros((12, 12), np.float32)
+    ring[2:10, 2:10] = 1
+    ring[4:8, 4:8] = 0
+    assert len(wsol.boxes_from_map(ring, [0.5], components="all")[0]) == 2
+
+
+def test_constant_and_zero_maps_give_no_box():
+    for raw in (np.zeros((12, 16)), np.full((12, 16), -2.5)):
+        flat = wsol.normalize(raw[None])
+        assert not flat.any()
+        assert np.array_equal(wsol.boxes_from_map(flat[0], [0.0, 0.2])[0], [[0, 0, 0, 0]])
+    # the (0, 0, 0, 0) box is the top-left pixel under the +1 convention: IoU 1/area with a box holding it
+    ious = wsol.iou_curves(wsol.normalize(np.zeros((1, 12, 16))), np.array([[0, 0, 1, 1]]), [0.0, 0.5])
+    assert np.array_equal(ious, [[0.25, 0.25]])
+
+
+def test_iou_plus_one_convention():
+    assert wsol.iou([0, 0, 9, 9], [0, 0, 9, 9]) == 1.0
+    assert wsol.iou([0, 0, 9, 9], [5, 0, 14, 9]) == pytest.approx(50 / 150)
+    assert wsol.iou([0, 0, 9, 9], [9, 0, 18, 9]) == pytest.approx(10 / 190)  # sharing one column
+    assert wsol.iou([0, 0, 9, 9], [10, 0, 19, 9]) == 0.0
+    assert wsol.iou([0, 0, 0, 0], [0, 0, 0, 0]) == 1.0
     assert np.array_equal(wsol.xywh_to_xyxy([[3, 4, 5, 6]]), [[3, 4, 8, 10]])
 
 
-def test_boxes_from_map_largest_and_all():
-    m = np.zeros((20, 20), np.float32)
-    m[2:5, 3:9] = 1.0  # 18 px: the largest blob
-    m[10:14, 12:14] = 0.8  # 8 px
-    largest = wsol.boxes_from_map(m, [0.5])[0]
-    assert np.array_equal(largest, [[3, 2, 9, 5]])
-    both = wsol.boxes_from_map(m, [0.5], components="all")[0]
-    assert sorted(map(tuple, both.tolist())) == [(3, 2, 9, 5), (12, 10, 14, 14)]
-    assert len(wsol.boxes_from_map(m, [0.9], components="all")[0]) == 1
-
-
-def test_constant_map_gives_whole_image():
-    flat = wsol.normalize(np.zeros((1, 12, 16)))
-    assert np.array_equal(wsol.boxes_from_map(flat[0], [0.2])[0], [[0, 0, 16, 12]])
-    ious = wsol.iou_curves(flat, np.array([[0, 0, 16, 12]]), [0.0, 0.5, 0.9])
-    assert np.array_equal(ious, [[1.0, 1.0, 1.0]])
+def test_uint8_and_resize_follow_the_reference():
+    m = np.array([[[0.0, 0.5, 1.0]]], np.float32)
+    assert wsol.to_uint8(m).tolist() == [[[0, 127, 255]]]
+    boxes = wsol.resize_boxes([[10, 20, 99, 50]], [[100, 60]], (224, 224))
+    assert boxes.tolist() == [[int(10 * 2.24), int(20 * 224 / 60), int(99 * 2.24), int(50 * 224 / 60)]]
+    with pytest.raises(ValueError, match="normalised"):
+        wsol.to_uint8(np.full((1, 2, 2), 2.0))
 
 
 def test_metrics():
@@ -85,15 +146,25 @@ def test_metrics():
     assert wsol.choose_threshold(ious, [0.1, 0.2, 0.3]) == 0.2
     assert wsol.gt_known_loc(ious[:, 1]) == pytest.approx(2 / 3)
     assert wsol.top1_loc(ious[:, 1], [True, False, True]) == pytest.approx(1 / 3)
+    assert wsol.batch_running_average([1, 1, 0, 0, 0], 2) == pytest.approx(np.mean([1, 0, 0]))
 
 
-def test_evaluate_perfect_maps():
-    gt = np.array([[4, 6, 12, 14], [20, 2, 30, 10]], float)
+def test_evaluate_protocols():
+    gt = np.array([[4, 6, 11, 13], [20, 2, 29, 9]], float)
     maps = np.zeros((2, 32, 32), np.float32)
     for m, (x0, y0, x1, y1) in zip(maps, gt.astype(int)):
-        m[y0:y1, x0:x1] = 1
+        m[y0 : y1 + 1, x0 : x1 + 1] = 1
+        m[y0, x0] = 0.5  # keep the corner pixel at τ = 0.2 and 0.5 only
+    # a box from boundingRect is one pixel wider than the region (x0 + w), so IoU is < 1 but > 0.7
     r = wsol.evaluate(maps, gt, maps, gt, np.array([True, False]), (32, 32), thresholds=[0.1, 0.5])
-    assert r["gt_known_loc"] == 1.0 and r["top1_loc"] == 0.5 and r["maxboxacc_v2"] == 1.0
+    assert r["gt_known_loc"] == 1.0 and r["top1_loc"] == 0.5 and r["maxboxacc_v2"] == 1.0 and r["maxboxacc"] == 1.0
+    o = wsol.evaluate(None, None, maps, gt, np.array([True, False]), (32, 32), protocol="original")
+    assert o["tau"] == wsol.ORIGINAL_TAU and o["gt_known_loc"] == 1.0 and o["top1_loc"] == 0.5
+    o3 = wsol.evaluate(None, None, np.concatenate([maps, maps[:1]]), np.concatenate([gt, gt[:1]]),
+                       np.array([True, False, False]), (32, 32), protocol="original", running_average=2)
+    assert o3["top1_loc"] == pytest.approx(np.mean([0.5, 0.0]))
+    with pytest.raises(ValueError, match="protocol"):
+        wsol.evaluate(maps, gt, maps, gt, [True, True], (32, 32), protocol="half-open")
 
 
 def test_bad_input():
@@ -103,11 +174,29 @@ def test_bad_input():
         wsol.iou_curves(m, np.zeros((2, 4)), [0.5])
     with pytest.raises(ValueError, match="NaN"):
         wsol.normalize(m)
+    m[1, 2, 2] = np.inf
+    with pytest.raises(ValueError, match="contain inf"):
+        wsol.normalize(m)
+    ok = np.zeros((1, 8, 8))
     with pytest.raises(ValueError, match="ground-truth"):
         wsol.iou_curves(np.zeros((2, 8, 8)), np.zeros((3, 4)), [0.5])
+    with pytest.raises(ValueError, match=r"x0 <= x1"):
+        wsol.iou_curves(ok, np.array([[5, 0, 2, 4]]), [0.5])
+    with pytest.raises(ValueError, match=r"y0 <= y1"):
+        wsol.iou_curves(ok, np.array([[0, 5, 2, 4]]), [0.5])
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        wsol.iou_curves(ok, np.zeros((1, 4)), np.arange(0, 100))
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        wsol.max_box_acc(np.zeros((3, 2)), delta=50)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        wsol.gt_known_loc(np.zeros(3), delta=0)
     with pytest.raises(ValueError, match="components"):
-        wsol.iou_curves(np.zeros((1, 8, 8)), np.zeros((1, 4)), [0.5], components="biggest")
+        wsol.iou_curves(ok, np.zeros((1, 4)), [0.5], components="biggest")
     with pytest.raises(ValueError, match="thresholds"):
-        wsol.iou_curves(np.zeros((1, 8, 8)), np.zeros((1, 4)), [])
+        wsol.iou_curves(ok, np.zeros((1, 4)), [])
     with pytest.raises(ValueError, match="shape"):
         wsol.iou_curves(np.zeros((8,)), np.zeros((1, 4)), [0.5])
+
+
+def test_opencv_version_is_4():
+    assert cv2.__version__.split(".")[0] == "4"
