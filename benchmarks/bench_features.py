@@ -1,9 +1,18 @@
-"""Feature-extraction throughput for the chapter-3 linear probe, and what the cache saves.
+"""Which runtime runs the frozen EfficientNet-Lite0 fastest, how close it gets to the CPU, and the end-to-end gain.
 
-Extracts pooled EfficientNet-Lite0 features of the first N images of the CUB folder under the
-data root (or of generated images when there is none) at several input sizes into a temporary
-cache, then repeats the call to time the cached read. Prints images/s (median of repeats).
-Usage: python benchmarks/bench_features.py [--images 96] [--sizes 160 224] [--repeats 2] [--threads 2]
+1. Runtimes, in one process on one batch (default 32 real CUB images at 224 px, 2 threads):
+   PyTorch eager NCHW (the reference), eager ``channels_last``, ``torch.compile`` and ONNX Runtime
+   (the export :mod:`infocam.features` caches). Rounds are interleaved so a busy machine slows
+   every runtime alike; prints images/s (median of ``--repeats``), the ratio to eager and the
+   largest absolute difference of the (N, 1280, 7, 7) maps from eager's.
+2. The compute bound: the network's FLOPs per image (PyTorch's FLOP counter, 2 per multiply-add)
+   and the fraction of a large float32 matmul's FLOP/s (same process, same threads) each runtime
+   achieves.
+3. End to end: :func:`infocam.features.extract_features` (decode + resize in threads + forward +
+   cache write) on ``--images`` images with ``runtime="torch"`` (eager) and ``"auto"`` (ONNX Runtime).
+
+Usage: python benchmarks/bench_features.py [--batch 32] [--repeats 5] [--threads 2] [--images 256]
+       [--no-compile]
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("INFOCAM_PROGRESS", "0")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in chapter 3: no spinning on a busy machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in the chapters: no spinning on a busy machine
 
 
 def _images(n: int, tmp: Path) -> list[Path]:
@@ -24,8 +33,9 @@ def _images(n: int, tmp: Path) -> list[Path]:
 
     folder = find_cub()
     if folder is not None:
-        print(f"images: first {n} of {folder}")
-        return load_cub(folder, check_images=False).paths[:n]
+        paths = load_cub(folder, check_images=False).paths
+        print(f"images: first {min(n, len(paths))} of {folder}")
+        return paths[:n]
     import numpy as np
     from PIL import Image
 
@@ -39,36 +49,115 @@ def _images(n: int, tmp: Path) -> list[Path]:
     return paths
 
 
+def _flops_per_image(net, size: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros(1, 3, size, size))
+    return float(counter.get_total_flops())
+
+
+def _matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def _runtimes(net, x, compile_: bool, threads: int) -> dict:
+    import copy
+
+    import torch
+
+    from infocam.features import FrozenRunner
+
+    runs = {}
+    with torch.inference_mode():
+        runs["eager NCHW"] = lambda: net(x)[0]
+        net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        runs["eager channels_last"] = lambda: net_cl(x_cl)[0]
+    if compile_:
+        compiled = torch.compile(copy.deepcopy(net))
+        start = time.perf_counter()
+        with torch.inference_mode():
+            compiled(x)
+        print(f"torch.compile: first call (compilation) {time.perf_counter() - start:.0f} s")
+        runs["torch.compile"] = lambda: compiled(x)[0]
+    start = time.perf_counter()
+    ort = FrozenRunner(runtime="onnxruntime", size=x.shape[-1], threads=threads)
+    print(f"ONNX Runtime: export (or cached export) + session {time.perf_counter() - start:.1f} s")
+    xn = x.numpy()
+    runs["ONNX Runtime"] = lambda: torch.from_numpy(ort(xn)[0])
+    return runs
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=96)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[160, 224])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=int, default=256, help="images for the end-to-end timing (0: skip)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["INFOCAM_CACHE"] = str(Path(tmp) / "cache")
-        from infocam.models.backbones import extract_features, load_backbone
+        from infocam.features import extract_features, frozen_network, prefetched_batches
+        from infocam.models.backbones import imagenet_transform
 
-        paths = _images(args.images, Path(tmp))
-        load_backbone()  # import and weight loading outside the timings
-        print(f"{'size':>6s} {'first run images/s':>19s} {'cached read s':>14s} {'speed-up':>9s}")
-        for size in args.sizes:
-            cold, warm = [], []
-            for rep in range(args.repeats):
+        paths = _images(max(args.batch, args.images), Path(tmp))
+        x = next(prefetched_batches(paths[: args.batch], imagenet_transform(args.size), args.batch))
+        net = frozen_network(size=args.size)
+        runs = _runtimes(net, x, not args.no_compile, args.threads)
+        with torch.inference_mode():
+            ref = net(x)[0]
+            outputs = {name: run() for name, run in runs.items()}  # warm-up, and the outputs compared
+        times = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
                 start = time.perf_counter()
-                extract_features("efficientnet_lite0", paths, size=size, use_cache=False)
-                cold.append(time.perf_counter() - start)
-            extract_features("efficientnet_lite0", paths, size=size)  # fill the cache
-            for rep in range(args.repeats):
+                with torch.inference_mode():
+                    run()
+                times[name].append(time.perf_counter() - start)
+        flops = _flops_per_image(net, args.size)
+        peak = _matmul_flops()
+        print(f"\nEfficientNet-Lite0 {args.size} px, batch {args.batch}, {args.threads} threads, "
+              f"median of {args.repeats} (interleaved)")
+        print(f"network: {flops / 1e9:.2f} GFLOP per image; 2048x2048 float32 matmul: {peak / 1e9:.1f} GFLOP/s")
+        print(f"{'runtime':22s} {'images/s':>9s} {'vs eager':>9s} {'max |diff|':>11s} {'of matmul':>10s}")
+        eager = statistics.median(times["eager NCHW"])
+        for name in runs:
+            t = statistics.median(times[name])
+            rate = args.batch / t
+            diff = (outputs[name].float() - ref).abs().max().item()
+            print(f"{name:22s} {rate:9.1f} {eager / t:8.2f}x {diff:11.2e} {rate * flops / peak:9.1%}")
+        print(f"(maps range 0..{ref.max().item():.1f})")
+
+        if args.images:
+            e2e = {}
+            for runtime in ("torch", "auto"):
                 start = time.perf_counter()
-                extract_features("efficientnet_lite0", paths, size=size)
-                warm.append(time.perf_counter() - start)
-            c, w = statistics.median(cold), statistics.median(warm)
-            print(f"{size:6d} {len(paths) / c:19.1f} {w:14.3f} {c / w:8.0f}x")
+                extract_features("efficientnet_lite0", paths[: args.images], size=args.size, spatial=True,
+                                 runtime=runtime, use_cache=False)
+                e2e[runtime] = time.perf_counter() - start
+            n = min(args.images, len(paths))
+            print(f"\nend to end, {n} images (decode in threads + forward + float16 maps):")
+            for runtime, seconds in e2e.items():
+                label = "PyTorch eager" if runtime == "torch" else "ONNX Runtime (auto)"
+                print(f"  {label:20s} {seconds:6.1f} s  {n / seconds:6.1f} images/s")
+            print(f"  speed-up {e2e['torch'] / e2e['auto']:.2f}x (the ONNX export is cached from step 1)")
 
 
 if __name__ == "__main__":

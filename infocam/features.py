@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from infocam.device import resolve_device
-from infocam.models.backbones import (BACKBONES, DEFAULT_SIZE, LITE0_STAGES, Lite0Trunk, imagenet_transform,
-                                      load_backbone)
+from infocam.models.backbones import (BACKBONES, DEFAULT_SIZE, LITE0_STAGES, Lite0Blocks, imagenet_transform,
+                                      lite0_stage_blocks, load_backbone)
 from infocam.paths import DataError, cache_dir
 from infocam.utils import progress
 
@@ -91,23 +91,64 @@ def runtime_tag(runtime: str, device: str | torch.device = "cpu") -> str:
 
 
 class _FeatureMaps(nn.Module):
-    """A backbone's final conv maps as a module (what is exported to ONNX)."""
+    """A backbone's final conv maps as a module with one output, ``("maps",)``."""
 
     def __init__(self, backbone):
         super().__init__()
         self.backbone = backbone
         self.model = backbone.model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.feature_maps(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.backbone.feature_maps(x),)
 
 
-def frozen_network(backbone_name: str = BACKBONE, size: int | None = None, cut: str | None = None,
+class _Lite0Taps(nn.Module):
+    """EfficientNet-Lite0 up to its last tap, returning the activations after each tapped stage.
+
+    ``taps`` are stage names (see :data:`LITE0_STAGES`) and/or ``"maps"`` (the final 1280-channel
+    maps), so one pass fills the caches of chapters 3/4 (maps) and chapter 5 (a cut) together.
+    """
+
+    def __init__(self, model: nn.Module, taps: tuple[str, ...]):
+        super().__init__()
+        self.taps = taps
+        self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
+        self.segments = nn.ModuleList()
+        first = 0
+        for tap in taps:
+            stop = len(model._blocks) if tap == "maps" else lite0_stage_blocks(tap).stop
+            segment = [Lite0Blocks(model, range(first, stop))]
+            if tap == "maps":
+                segment.append(nn.Sequential(model._conv_head, model._bn1, model._swish))
+            self.segments.append(nn.Sequential(*segment))
+            first = stop
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outputs = []
+        for segment in self.segments:
+            x = segment(x)
+            outputs.append(x)
+        return tuple(outputs)
+
+
+def _order_taps(taps) -> tuple[str, ...]:
+    order = (*LITE0_STAGES, "maps")
+    return tuple(sorted(set(taps), key=order.index))
+
+
+def frozen_network(backbone_name: str = BACKBONE, size: int | None = None, outputs=("maps",),
                    *, data_root=None) -> nn.Module:
-    """The frozen part whose outputs are cached: final conv maps, or Lite0's trunk up to ``cut``."""
+    """The frozen network whose outputs are cached, returning a tuple in network order.
+
+    ``outputs``: ``"maps"`` (final conv maps) and, for Lite0, stage names whose activations feed
+    :func:`infocam.models.backbones.split_lite0`'s trainable part.
+    """
     backbone = load_backbone(backbone_name, size, data_root=data_root)
-    net = Lite0Trunk(backbone.model, cut) if cut else _FeatureMaps(backbone)
-    return net.eval()
+    taps = _order_taps(outputs)
+    if backbone_name == "efficientnet_lite0":
+        return _Lite0Taps(backbone.model, taps).eval()
+    return _FeatureMaps(backbone).eval()
 
 
 def weights_hash(module: nn.Module) -> str:
@@ -120,16 +161,16 @@ def weights_hash(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def onnx_path(net: nn.Module, backbone_name: str, size: int, cut: str | None) -> Path:
-    """Cache file of the ONNX export of ``net``: keyed by weights' hash, input size, cut, torch version."""
-    part = cut or "maps"
+def onnx_path(net: nn.Module, backbone_name: str, size: int, outputs) -> Path:
+    """Cache file of ``net``'s ONNX export: keyed by weights' hash, input size, cut(s), torch version."""
+    part = "+".join(_order_taps(outputs))
     return (cache_dir() / "onnx" /
             f"{backbone_name}-{size}px-{part}-{weights_hash(net)[:16]}-torch{torch.__version__}.onnx")
 
 
-def export_onnx(net: nn.Module, backbone_name: str, size: int, cut: str | None) -> Path:
+def export_onnx(net: nn.Module, backbone_name: str, size: int, outputs) -> Path:
     """Export ``net`` (input (N, 3, size, size), dynamic N) to ONNX once; atomic; returns the file."""
-    path = onnx_path(net, backbone_name, size, cut)
+    path = onnx_path(net, backbone_name, size, outputs)
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +180,7 @@ def export_onnx(net: nn.Module, backbone_name: str, size: int, cut: str | None) 
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(net, (example,), str(tmp / "model.onnx"), dynamo=True, verbose=False,
-                              input_names=["images"], output_names=["features"],
+                              input_names=["images"], output_names=list(_order_taps(outputs)),
                               dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False)
         os.replace(tmp / "model.onnx", path)
     finally:
@@ -150,34 +191,36 @@ def export_onnx(net: nn.Module, backbone_name: str, size: int, cut: str | None) 
 class FrozenRunner:
     """Runs a frozen network on batches of normalised images on the chosen runtime.
 
-    ``runner(x)`` with x (N, 3, s, s) float32 (NumPy or torch) returns a float32 NumPy array.
+    ``runner(x)`` with x (N, 3, s, s) float32 (NumPy or torch) returns a list of float32 NumPy
+    arrays, one per output in network order (``runner.outputs``).
     """
 
-    def __init__(self, backbone_name: str = BACKBONE, size: int | None = None, cut: str | None = None, *,
+    def __init__(self, backbone_name: str = BACKBONE, size: int | None = None, outputs=("maps",), *,
                  runtime: str = "auto", device: str | torch.device = "cpu", threads: int | None = None,
                  data_root=None):
         self.size = size or DEFAULT_SIZE[backbone_name]
         self.device = resolve_device(device)
         self.runtime = resolve_runtime(runtime, self.device)
-        self.net = frozen_network(backbone_name, self.size, cut, data_root=data_root)
+        self.outputs = _order_taps(outputs)
+        self.net = frozen_network(backbone_name, self.size, self.outputs, data_root=data_root)
         if self.runtime == "onnxruntime":
             ort = _import_onnxruntime()
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads or torch.get_num_threads()
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
-            path = export_onnx(self.net, backbone_name, self.size, cut)
+            path = export_onnx(self.net, backbone_name, self.size, self.outputs)
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         else:
             self.net.to(self.device)
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x) -> list[np.ndarray]:
         if self.runtime == "onnxruntime":
             x = x.numpy() if isinstance(x, torch.Tensor) else x
-            return self.session.run(None, {"images": np.ascontiguousarray(x, dtype=np.float32)})[0]
+            return self.session.run(None, {"images": np.ascontiguousarray(x, dtype=np.float32)})
         x = torch.as_tensor(x).to(self.device)
         with torch.inference_mode():
-            return self.net(x).float().cpu().numpy()
+            return [y.float().cpu().numpy() for y in self.net(x)]
 
 
 # -- decode while computing ------------------------------------------------------------------
@@ -228,11 +271,16 @@ def _cache_path(name: str, size: int, kind: str, crop: bool, paths: list[Path], 
     return cache_dir() / "features" / f"{prefix}{name}-{size}px-{kind}-{len(paths)}-{h.hexdigest()[:16]}.npy"
 
 
-def _check_request(backbone_name: str, paths, size: int | None, cut: str | None) -> tuple[list[Path], int]:
+def _kind(spatial: bool, cut: str | None) -> str:
+    return cut or ("spatial" if spatial else "pooled")
+
+
+def _check_request(backbone_name: str, paths, size: int | None, kinds) -> tuple[list[Path], int]:
     if backbone_name not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone_name!r}; choose one of {BACKBONES}")
-    if cut is not None and (backbone_name != "efficientnet_lite0" or cut not in LITE0_STAGES):
-        raise ValueError(f"cut={cut!r}: cuts are stages of efficientnet_lite0, one of {LITE0_STAGES}")
+    for kind in kinds:
+        if kind not in ("pooled", "spatial") and (backbone_name != "efficientnet_lite0" or kind not in LITE0_STAGES):
+            raise ValueError(f"cut={kind!r}: cuts are stages of efficientnet_lite0, one of {LITE0_STAGES}")
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError("extract_features needs at least one image path")
@@ -246,8 +294,8 @@ def feature_cache_path(backbone_name: str, paths, *, size: int | None = None, sp
                        crop: bool = False, cache_key: str | None = None, cut: str | None = None,
                        runtime: str = "auto", device: str | torch.device = "cpu") -> Path:
     """Where :func:`extract_features` caches these features (to check whether they are cached)."""
-    paths, size = _check_request(backbone_name, paths, size, cut)
-    kind = cut or ("spatial" if spatial else "pooled")
+    kind = _kind(spatial, cut)
+    paths, size = _check_request(backbone_name, paths, size, [kind])
     tag = runtime_tag(resolve_runtime(runtime, device), device)
     return _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag)
 
@@ -277,6 +325,64 @@ class _NpyWriter:
             self.tmp.unlink(missing_ok=True)
 
 
+def _compute(backbone_name: str, paths: list[Path], size: int, crop: bool, files: dict, *, runtime: str,
+             device, batch_size: int, workers: int, data_root) -> dict:
+    """One pass over ``paths`` filling every kind in ``files`` (kind -> cache file, or None: in memory)."""
+    taps = {"maps" if kind in ("pooled", "spatial") else kind for kind in files}
+    runner = FrozenRunner(backbone_name, size, taps, runtime=runtime, device=device, data_root=data_root)
+    with torch.no_grad():
+        shapes = dict(zip(runner.outputs, (tuple(y.shape[1:]) for y in
+                                           runner.net(torch.zeros(1, 3, size, size, device=runner.device)))))
+    n = len(paths)
+    writers = {}
+    try:
+        for kind, path in files.items():
+            tap = "maps" if kind in ("pooled", "spatial") else kind
+            shape = (n, shapes[tap][0]) if kind == "pooled" else (n, *shapes[tap])
+            writers[kind] = _NpyWriter(path, shape, np.float32 if kind == "pooled" else np.float16)
+        transform = imagenet_transform(size, backbone=backbone_name, crop=crop)
+        batches = prefetched_batches(paths, transform, batch_size, workers)
+        for i, x in enumerate(progress(batches, desc=f"{backbone_name} {'+'.join(files)} features",
+                                       total=(n + batch_size - 1) // batch_size)):
+            outputs = dict(zip(runner.outputs, runner(x)))
+            rows = slice(i * batch_size, i * batch_size + len(x))
+            for kind, writer in writers.items():
+                if kind == "pooled":
+                    writer.array[rows] = outputs["maps"].mean(axis=(2, 3))
+                else:
+                    writer.array[rows] = outputs["maps" if kind == "spatial" else kind]
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        raise
+    for writer in writers.values():
+        writer.commit()
+    return {kind: writer.array for kind, writer in writers.items() if writer.path is None}
+
+
+def cache_features(backbone_name: str, paths, *, kinds=("spatial",), size: int | None = None, crop: bool = False,
+                   batch_size: int = 32, cache_key: str | None = None, data_root=None, runtime: str = "auto",
+                   device: str | torch.device = "cpu", workers: int = 2) -> dict[str, Path]:
+    """Fill, in ONE pass over the images, every cache in ``kinds`` that is missing; return kind -> file.
+
+    ``kinds``: "pooled", "spatial" (final maps; also caches "pooled") and/or Lite0 stage names
+    (activations at a cut). ``infocam features`` uses it to warm chapters 3-5's caches together;
+    :func:`extract_features` reads the same files.
+    """
+    kinds = list(dict.fromkeys(kinds))
+    paths, size = _check_request(backbone_name, paths, size, kinds)
+    runtime = resolve_runtime(runtime, device)
+    tag = runtime_tag(runtime, device)
+    if "spatial" in kinds and "pooled" not in kinds:
+        kinds.append("pooled")
+    files = {kind: _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag) for kind in kinds}
+    missing = {kind: path for kind, path in files.items() if not path.exists()}
+    if missing:
+        _compute(backbone_name, paths, size, crop, missing, runtime=runtime, device=device,
+                 batch_size=batch_size, workers=workers, data_root=data_root)
+    return files
+
+
 def extract_features(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
                      crop: bool = False, batch_size: int = 32, cache_key: str | None = None,
                      use_cache: bool = True, data_root=None, cut: str | None = None,
@@ -297,48 +403,19 @@ def extract_features(backbone_name: str, paths, *, size: int | None = None, spat
     Runtime on CPU and PyTorch eager on ``device="cuda"``. ``mmap=True`` returns a read-only
     memory map of the cache file (for the 10,000 Tiny-ImageNet maps, 1.25 GB).
     """
-    paths, size = _check_request(backbone_name, paths, size, cut)
+    kind = _kind(spatial, cut)
+    paths, size = _check_request(backbone_name, paths, size, [kind])
     runtime = resolve_runtime(runtime, device)
+    options = dict(runtime=runtime, device=device, batch_size=batch_size, workers=workers, data_root=data_root)
+    if not use_cache:
+        return _compute(backbone_name, paths, size, crop, {kind: None}, **options)[kind]
     tag = runtime_tag(runtime, device)
-    kind = cut or ("spatial" if spatial else "pooled")
     cache = _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag)
-    pooled_cache = _cache_path(backbone_name, size, "pooled", crop, paths, cache_key, tag)
     maps_cache = _cache_path(backbone_name, size, "spatial", crop, paths, cache_key, tag)
-    if use_cache and cache.exists():
-        return np.load(cache, mmap_mode="r" if mmap else None)
-    if use_cache and kind == "pooled" and maps_cache.exists():
+    if kind == "pooled" and not cache.exists() and maps_cache.exists():
         # Cached maps (e.g. from chapter 4 or `infocam features`) hold the pooled features too.
         maps = np.load(maps_cache, mmap_mode="r")
         return np.concatenate([maps[i : i + 256].astype(np.float32).mean(axis=(2, 3))
                                for i in range(0, len(maps), 256)])
-    runner = FrozenRunner(backbone_name, size, cut, runtime=runtime, device=device, data_root=data_root)
-    transform = imagenet_transform(size, backbone=backbone_name, crop=crop)
-    with torch.no_grad():
-        out_shape = tuple(runner.net(torch.zeros(1, 3, size, size, device=runner.device)).shape[1:])
-    n = len(paths)
-    pooled = _NpyWriter(pooled_cache if use_cache and cut is None else None, (n, out_shape[0]), np.float32)
-    maps = _NpyWriter(cache if use_cache else None, (n, *out_shape), np.float16) if kind != "pooled" else None
-    try:
-        batches = prefetched_batches(paths, transform, batch_size, workers)
-        for i, x in enumerate(progress(batches, desc=f"{backbone_name} {kind} features",
-                                       total=(n + batch_size - 1) // batch_size)):
-            out = runner(x)
-            rows = slice(i * batch_size, i * batch_size + len(out))
-            if cut is None:
-                pooled.array[rows] = out.mean(axis=(2, 3))
-            if maps is not None:
-                maps.array[rows] = out
-        result = maps.array if maps is not None else pooled.array
-        result = result if not use_cache else None
-        if cut is None:
-            pooled.commit()
-        if maps is not None:
-            maps.commit()
-    except BaseException:
-        pooled.discard()
-        if maps is not None:
-            maps.discard()
-        raise
-    if result is not None:
-        return result
+    cache_features(backbone_name, paths, kinds=[kind], size=size, crop=crop, cache_key=cache_key, **options)
     return np.load(cache, mmap_mode="r" if mmap else None)

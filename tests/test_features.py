@@ -49,13 +49,14 @@ def _batch(paths, size=SIZE):
 @pytest.mark.parametrize("cut", [None, "stage6"])
 def test_onnx_runtime_agrees_with_eager_pytorch(photos, cut):
     x = _batch(photos)
-    onnx = FrozenRunner(size=SIZE, cut=cut, runtime="onnxruntime")
-    eager = FrozenRunner(size=SIZE, cut=cut, runtime="torch")
-    a, b = onnx(x), eager(x)
+    outputs = (cut or "maps",)
+    onnx = FrozenRunner(size=SIZE, outputs=outputs, runtime="onnxruntime")
+    eager = FrozenRunner(size=SIZE, outputs=outputs, runtime="torch")
+    (a,), (b,) = onnx(x), eager(x)
     assert a.shape == b.shape == ((5, 1280, 2, 2) if cut is None else (5, 192, 2, 2))
     assert b.max() > 1.0  # real activations, not zeros
     np.testing.assert_allclose(a, b, atol=ONNX_ATOL, rtol=0)
-    assert features.onnx_path(onnx.net, "efficientnet_lite0", SIZE, cut).is_file()
+    assert features.onnx_path(onnx.net, "efficientnet_lite0", SIZE, outputs).is_file()
 
 
 def test_auto_runtime_is_onnx_on_cpu_and_keys_the_cache(photos):
@@ -85,6 +86,26 @@ def test_cut_activations_feed_the_trainable_part(photos):
     assert not extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6").any()
     memmap = extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6", mmap=True)
     assert isinstance(memmap, np.memmap) and not memmap.flags.writeable
+
+
+def test_one_pass_fills_maps_pooled_and_cut_caches(photos, monkeypatch):
+    files = features.cache_features("efficientnet_lite0", photos, kinds=("spatial", "stage6"), size=SIZE,
+                                    cache_key="warm")
+    assert set(files) == {"spatial", "pooled", "stage6"} and all(p.is_file() for p in files.values())
+    runner = FrozenRunner(size=SIZE, outputs=("stage6", "maps"))
+    acts, maps = runner(_batch(photos))
+    np.testing.assert_array_equal(np.load(files["stage6"]), acts.astype(np.float16))
+    np.testing.assert_array_equal(np.load(files["spatial"]), maps.astype(np.float16))
+    np.testing.assert_allclose(np.load(files["pooled"]), maps.mean(axis=(2, 3)), rtol=1e-6)
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("everything is cached: no forward pass")
+
+    monkeypatch.setattr(features, "_compute", no_second_pass)
+    assert features.cache_features("efficientnet_lite0", photos, kinds=("stage6", "spatial"), size=SIZE,
+                                   cache_key="warm") == files
+    cut = extract_features("efficientnet_lite0", photos, size=SIZE, cut="stage6", cache_key="warm")
+    np.testing.assert_array_equal(cut, acts.astype(np.float16))
 
 
 def test_pooled_features_are_the_mean_of_the_maps_and_head_gives_logits(photos):

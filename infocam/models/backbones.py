@@ -187,7 +187,8 @@ LITE0_STAGES = ("stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "sta
 _LITE0_BLOCKS_PER_STAGE = (1, 2, 2, 3, 3, 4, 1)
 
 
-def _stage_blocks(stage: str) -> range:
+def lite0_stage_blocks(stage: str) -> range:
+    """Indices into ``model._blocks`` of one Lite0 stage ("stage1".."stage7")."""
     k = LITE0_STAGES.index(stage)
     start = sum(_LITE0_BLOCKS_PER_STAGE[:k])
     return range(start, start + _LITE0_BLOCKS_PER_STAGE[k])
@@ -198,7 +199,7 @@ def _check_stage(name: str, value: str, allowed) -> None:
         raise ValueError(f"{name}={value!r} is not a stage of EfficientNet-Lite0; choose one of {tuple(allowed)}")
 
 
-class _Lite0Blocks(nn.Module):
+class Lite0Blocks(nn.Module):
     """Some MBConv blocks of a Lite0, each called with its original drop-connect rate."""
 
     def __init__(self, model: nn.Module, indices: range):
@@ -221,7 +222,7 @@ class Lite0Trunk(nn.Module):
         _check_stage("cut", cut, LITE0_STAGES)
         self.cut = cut
         self.stem = nn.Sequential(model._conv_stem, model._bn0, model._swish)
-        self.stages = _Lite0Blocks(model, range(0, _stage_blocks(cut).stop))
+        self.stages = Lite0Blocks(model, range(0, lite0_stage_blocks(cut).stop))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
@@ -237,9 +238,9 @@ class Lite0Top(nn.Module):
     def __init__(self, model: nn.Module, trainable_from: str):
         super().__init__()
         _check_stage("trainable_from", trainable_from, LITE0_STAGES[1:] + ("head",))
-        first = len(model._blocks) if trainable_from == "head" else _stage_blocks(trainable_from).start
+        first = len(model._blocks) if trainable_from == "head" else lite0_stage_blocks(trainable_from).start
         self.trainable_from = trainable_from
-        self.stages = _Lite0Blocks(model, range(first, len(model._blocks)))
+        self.stages = Lite0Blocks(model, range(first, len(model._blocks)))
         self.head_conv = nn.Sequential(model._conv_head, model._bn1, model._swish)
         self._dropout = model._dropout
         self._fc = model._fc
