@@ -1,4 +1,4 @@
-"""Command line: ``infocam run``, ``infocam prepare``, ``infocam fetch``, ``infocam profiles``."""
+"""Command line: ``infocam run``, ``infocam prepare``, ``infocam fetch``, ``infocam train``, ``infocam profiles``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,31 @@ from infocam.paths import DataError
 
 def _overrides(items: list[str]) -> dict:
     return dict(runs.parse_override(item) for item in items)
+
+
+def _warm_features() -> None:
+    """``infocam features``: one pass per dataset fills the caches the chapters read (sizes in infocam.features)."""
+    from infocam import features as F
+    from infocam.data.cub import find_cub, load_cub
+    from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet
+
+    jobs = []
+    if (root := find_cub()) is not None:
+        cub = load_cub(root)
+        jobs.append((cub.source, cub.paths, F.CUB_IMAGE_SIZE, F.CUB_CACHE_KEY, ("spatial", F.CHAPTER5_CUT)))
+    if (root := find_tiny_imagenet()) is not None:
+        tiny = load_tiny_imagenet(root, "val")
+        jobs.append((tiny.source, tiny.paths, F.TINY_IMAGE_SIZE, F.TINY_CACHE_KEY, ("spatial",)))
+    if not jobs:
+        print("no CUB-200-2011 or Tiny-ImageNet folder under the data root: nothing to extract")
+    for source, paths, size, key, kinds in jobs:
+        started = time.time()
+        files = F.cache_features(F.BACKBONE, paths, kinds=kinds, size=size, cache_key=key)
+        seconds = time.time() - started
+        print(f"{source}\n  {F.BACKBONE} {size} px on {F.resolve_runtime()}, {seconds:.0f} s "
+              f"({len(paths) / seconds:.0f} images/s, 0 s when cached)")
+        for kind, path in files.items():
+            print(f"  {kind}: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("chapters", nargs="*", help="default: all chapters")
 
     sub.add_parser("fetch", help="fetch the embedded data and the offline MathJax into the caches")
-    feats = sub.add_parser("features", help="extract and cache backbone feature maps of the CUB folder "
-                           "under the data root (shared by chapters 3 and 4); does nothing without one")
-    feats.add_argument("--backbone", default="efficientnet_lite0")
-    feats.add_argument("--size", type=int, default=224)
+    sub.add_parser("features", help="warm every frozen-backbone cache the book reads: CUB maps (chapters 3-5), "
+                   "CUB cut-point activations and Tiny-ImageNet val maps (chapter 5), each when its folder "
+                   "is under the data root")
+    from infocam.recipe import add_train_command
+
+    add_train_command(sub)
     prof = sub.add_parser("profiles", help="show a chapter's parameters and profiles")
     prof.add_argument("chapter")
     prof.add_argument("--book-dir", type=Path, default=runs.BOOK, help="folder holding the chapters (default: book/)")
@@ -62,21 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             print(load_mnist("embedded").source)
             print(f"MathJax: {fetch_mathjax()}")
         elif args.command == "features":
-            from infocam.data.cub import find_cub, load_cub
-            from infocam.features import extract_features, feature_cache_path
+            _warm_features()
+        elif args.command == "train":
+            from infocam.recipe import train_command
 
-            root = find_cub()
-            if root is None:
-                print("no CUB-200-2011 folder under the data root: nothing to extract")
-                return 0
-            cub = load_cub(root)
-            path = feature_cache_path(args.backbone, cub.paths, size=args.size, spatial=True, cache_key="cub")
-            if not path.exists():
-                started = time.time()
-                extract_features(args.backbone, cub.paths, size=args.size, spatial=True, cache_key="cub")
-                seconds = time.time() - started
-                print(f"extracted {len(cub.paths)} images in {seconds:.0f} s ({len(cub.paths) / seconds:.1f} images/s)")
-            print(f"{cub.source}\n{args.backbone} {args.size}px feature maps: {path}")
+            return train_command(args)
         elif args.command == "profiles":
             chapter = runs.resolve_chapter(args.chapter, args.book_dir)
             print(f"{chapter} parameters (defaults): {runs.parameters_cell(args.book_dir / (chapter + '.ipynb'))}")

@@ -68,3 +68,16 @@ def test_real_cub_images_decode():
     for image, label, box in ds:
         assert image.shape == (3, 224, 224) and torch.isfinite(image).all()
         assert 0 <= box[0] <= box[2] <= 224 and 0 <= box[1] <= box[3] <= 224
+
+
+def test_tiny_imagenet_dataset_keeps_corner_boxes(tmp_path):
+    from infocam.data.images import tiny_imagenet_dataset
+    from infocam.data.tiny_imagenet import load_tiny_imagenet, make_fixture
+
+    tin = load_tiny_imagenet(make_fixture(tmp_path), "val")
+    ds = tiny_imagenet_dataset(tin)
+    image, label, box = ds[0]
+    assert image.shape == (3, 64, 64) and int(label) == int(tin.labels[0])
+    assert box.tolist() == [float(v) for v in tin.boxes[0]]
+    with pytest.raises(ValueError, match="box_format"):
+        ImageDataset(tin.paths, tin.labels, tin.boxes, box_format="cxcywh")

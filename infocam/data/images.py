@@ -45,18 +45,26 @@ def read_image(path: str | Path) -> torch.Tensor:
 
 
 class ImageDataset(Dataset):
-    """Images ``paths`` with ``labels`` and optional ``boxes`` (``x, y, w, h`` pixels of the stored image).
+    """Images ``paths`` with ``labels`` and optional ``boxes`` in pixels of the stored image.
 
-    ``transform(image, boxes) -> (tensor, boxes)`` runs per item (default: uint8 → float in 0..1).
-    Items are ``(image, label)`` without boxes and ``(image, label, box)`` with them.
+    ``box_format`` is ``"xywh"`` (CUB's ``bounding_boxes.txt``) or ``"xyxy"`` (x0, y0, x1, y1 half-open:
+    Tiny-ImageNet's loader). ``transform(image, boxes) -> (tensor, boxes)`` runs per item (default:
+    uint8 → float in 0..1). Items are ``(image, label)`` without boxes and ``(image, label, box)``
+    with them, the box as x0, y0, x1, y1.
     """
 
-    def __init__(self, paths, labels, boxes=None, transform=None, *, check_files: bool = True):
+    def __init__(self, paths, labels, boxes=None, transform=None, *, box_format: str = "xywh",
+                 check_files: bool = True):
         self.paths = [Path(p) for p in paths]
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if len(self.paths) != len(self.labels):
             raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
-        self.boxes = None if boxes is None else xywh_to_xyxy(np.asarray(boxes, dtype=np.float32))
+        if box_format not in ("xywh", "xyxy"):
+            raise ValueError(f"box_format must be 'xywh' or 'xyxy', got {box_format!r}")
+        if boxes is not None:
+            boxes = torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4)
+            boxes = xywh_to_xyxy(boxes) if box_format == "xywh" else boxes
+        self.boxes = boxes
         if self.boxes is not None and len(self.boxes) != len(self.paths):
             raise ValueError(f"{len(self.paths)} paths but {len(self.boxes)} boxes")
         if check_files:
@@ -88,3 +96,8 @@ def cub_dataset(cub, positions, transform=None) -> ImageDataset:
     """The images of a :class:`~infocam.data.cub.CUB` at ``positions`` (e.g. one half of :func:`cub_split`)."""
     positions = np.asarray(positions)
     return ImageDataset([cub.paths[i] for i in positions], cub.labels[positions], cub.boxes[positions], transform)
+
+
+def tiny_imagenet_dataset(tin, transform=None) -> ImageDataset:
+    """All images of one split of a :class:`~infocam.data.tiny_imagenet.TinyImageNet` (boxes x0 y0 x1 y1)."""
+    return ImageDataset(tin.paths, tin.labels, tin.boxes, transform, box_format="xyxy")
