@@ -160,3 +160,26 @@ def test_gpu_uses_pytorch_not_onnx():
     assert features.resolve_runtime("auto", "cuda") == "torch"
     with pytest.raises(ValueError, match="CPU only"):
         features.resolve_runtime("onnxruntime", "cuda")
+
+
+def test_infocam_features_warms_the_tiny_imagenet_cache(tmp_path, monkeypatch, capsys):
+    from infocam import cli
+    from infocam.data.tiny_imagenet import load_tiny_imagenet, make_fixture
+
+    make_fixture(tmp_path / "root")
+    monkeypatch.setenv("INFOCAM_DATA", str(tmp_path / "root"))
+    monkeypatch.setattr(features, "TINY_IMAGE_SIZE", SIZE)
+    assert cli.main(["features"]) == 0
+    out = capsys.readouterr().out
+    assert "Tiny-ImageNet" in out and "onnxruntime" in out and "CUB" not in out
+    tiny = load_tiny_imagenet(tmp_path / "root", "val")
+    path = feature_cache_path(features.BACKBONE, tiny.paths, size=SIZE, spatial=True,
+                              cache_key=features.TINY_CACHE_KEY)
+    assert path.is_file() and np.load(path).shape == (len(tiny), 1280, 2, 2)
+
+
+def test_chapters_read_the_cub_size_that_infocam_features_warms():
+    from infocam import runs
+
+    assert runs.load_profile("03_imbalanced", "default")["image_size"] == features.CUB_IMAGE_SIZE
+    assert runs.load_profile("04_infocam", "default")["cub_image_size"] == features.CUB_IMAGE_SIZE
