@@ -81,6 +81,7 @@ def pc_softmax_reading(logits: torch.Tensor, y, priors) -> float:
 # (I(X;Y) is invariant to this invertible map).
 
 ESTIMATORS = ("softmax", "pc_softmax", "mine", "infonce", "nwj", "knn")
+MINE_EMA = 0.01  # rate of MINE's moving average of E[e^T] (Belghazi et al. 2018)
 
 
 def check_samples(X, y, num_classes: int, *, split: str = "training", require_all_classes: bool = False):
@@ -185,20 +186,20 @@ class ClassifierEstimator(MIEstimator):
     Trained with Adam on minibatches (``epochs``, ``batch_size``, ``lr``) by :func:`infocam.train.fit`.
     """
 
-    def __init__(self, num_classes: int, loss: str = "softmax", *, hidden=(100, 100, 100), epochs: int = 20,
-                 batch_size: int = 500, lr: float = 3e-3, weight_decay: float = 0.0, **kwargs):
+    def __init__(self, num_classes: int, loss: str = "softmax", *, epochs: int = 20, batch_size: int = 500,
+                 lr: float = 3e-3, **kwargs):
         super().__init__(num_classes, **kwargs)
         if loss not in ("softmax", "pc_softmax"):
             raise ValueError(f"loss must be 'softmax' or 'pc_softmax', got {loss!r}")
         self.name = loss
-        self.hidden, self.epochs, self.batch_size, self.lr, self.weight_decay = hidden, epochs, batch_size, lr, weight_decay
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
 
     def _fit(self, X, y):
         seed_everything(self.seed)
-        self.model = MLP(X.shape[1], self.num_classes, self.hidden)
+        self.model = MLP(X.shape[1], self.num_classes)  # the paper's d → 100 → 100 → 100 → K
         loss_fn = get_loss(self.name, self.priors if self.name == "pc_softmax" else None)
         fit(self.model, torch.from_numpy(X), torch.from_numpy(y), loss_fn, device=self.device, epochs=self.epochs,
-            batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay, optimizer="adam",
+            batch_size=self.batch_size, lr=self.lr, optimizer="adam",
             seed=self.seed, desc=self.name)
 
     def logits(self, X) -> torch.Tensor:
@@ -218,7 +219,7 @@ class CriticEstimator(MIEstimator):
 
     * ``mine`` (Belghazi et al. 2018): Î = E_p[T] − log E_{p(x)p(y)}[e^T] (Donsker–Varadhan), trained
       with MINE's moving-average gradient correction: the gradient of log E[e^T] uses a running
-      mean of E[e^T] (rate ``ema``) in the denominator instead of the minibatch's.
+      mean of E[e^T] (rate :data:`MINE_EMA`) in the denominator instead of the minibatch's.
     * ``nwj`` (Nguyen, Wainwright & Jordan; Poole et al. 2019): Î = E_p[T] − e^{−1} E_{p(x)p(y)}[e^T].
     * ``infonce`` (van den Oord et al. 2018; Poole et al. 2019): Î = mean over batches of size
       ``batch_size`` of mean_i[T(x_i, y_i) − log mean_j e^{T(x_i, y_j)}]; never above log(batch_size).
@@ -228,17 +229,15 @@ class CriticEstimator(MIEstimator):
     shuffled labels but with less variance. Trained with Adam for ``steps`` minibatches.
     """
 
-    def __init__(self, num_classes: int, bound: str = "mine", *, hidden=(100, 100, 100), steps: int = 1000,
-                 batch_size: int = 256, lr: float = 1e-3, ema: float = 0.01, **kwargs):
+    def __init__(self, num_classes: int, bound: str = "mine", *, steps: int = 1000, batch_size: int = 256,
+                 lr: float = 1e-3, **kwargs):
         super().__init__(num_classes, **kwargs)
         if bound not in ("mine", "nwj", "infonce"):
             raise ValueError(f"bound must be 'mine', 'nwj' or 'infonce', got {bound!r}")
         if steps < 1 or batch_size < 2:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2 (got {steps}, {batch_size})")
-        if not 0 < ema <= 1:
-            raise ValueError(f"ema must be in (0, 1], got {ema}")
         self.name = bound
-        self.hidden, self.steps, self.batch_size, self.lr, self.ema = hidden, steps, batch_size, lr, ema
+        self.steps, self.batch_size, self.lr = steps, batch_size, lr
 
     def _terms(self, S, y):
         """(mean T on joint pairs, log E_{p(x)p(y)} e^T) from scores S (B, K)."""
@@ -253,7 +252,7 @@ class CriticEstimator(MIEstimator):
     def _fit(self, X, y):
         seed_everything(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        self.critic = ConcatCritic(X.shape[1], self.num_classes, self.hidden).to(self.device)  # built on the CPU RNG
+        self.critic = ConcatCritic(X.shape[1], self.num_classes).to(self.device)  # built on the CPU RNG
         opt = torch.optim.Adam(self.critic.parameters(), lr=self.lr)
         Xt, yt = torch.from_numpy(X).to(self.device), torch.from_numpy(y).to(self.device)
         batch = min(self.batch_size, len(Xt))
@@ -271,7 +270,7 @@ class CriticEstimator(MIEstimator):
                     loss = -(joint - torch.exp(log_marg - 1.0))
                 else:
                     marg = torch.exp(log_marg)
-                    ema = marg.detach() if ema is None else (1 - self.ema) * ema + self.ema * marg.detach()
+                    ema = marg.detach() if ema is None else (1 - MINE_EMA) * ema + MINE_EMA * marg.detach()
                     loss = -(joint - marg / ema)  # ∇ log E e^T ≈ ∇ E e^T / (moving average of E e^T)
             loss.backward()
             opt.step()

@@ -228,3 +228,12 @@ def test_bad_test_split_and_order(data):
         estimators.make_estimator("mutual", 5)
     with pytest.raises(ValueError, match="num_classes"):
         estimators.make_estimator("softmax", 1)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_knn_neighbour_count_is_used(k):
+    task = synthetic.paper_task(1)
+    X, y = task.sample(synthetic.paper_counts(300), seed=5)
+    value = estimators.make_estimator("knn", 5, k=k).fit(X, y).estimate(X, y)
+    assert value == pytest.approx(estimators.ross_knn_mi(X, y, k=k), abs=1e-12)
+    assert value == pytest.approx(task.exact_mi(), abs=0.1)

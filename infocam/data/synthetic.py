@@ -139,17 +139,22 @@ class GaussianMixtureTask(Task):
         return line_mixture_mi(line[1], self.priors)
 
 
-def line_mixture_mi(positions, priors, step: float = 2e-3, half_width: float = 12.0) -> float:
+QUADRATURE_STEP = 2e-3  # trapezoid grid of line_mixture_mi: error below 1e-6 nats (tested)
+QUADRATURE_HALF_WIDTH = 12.0
+
+
+def line_mixture_mi(positions, priors) -> float:
     """I(T;Y) in nats for T | Y=k ~ N(positions[k], 1) by the trapezoid rule.
 
     I = Σ_k p_k ∫ φ(z) log[φ(z) / Σ_j p_j φ(z + μ_k − μ_j)] dz
       = −Σ_k p_k ∫ φ(z) logsumexp_j(log p_j − z Δ_kj − Δ_kj²/2) dz,  Δ_kj = μ_k − μ_j.
-    The integrand is smooth, grows linearly and is damped by φ; with the default grid
-    (step 2e-3 on ±12) the error is below 1e-6 nats (checked against adaptive quadrature in the tests);
+    The integrand is smooth, grows linearly and is damped by φ; on the grid
+    (:data:`QUADRATURE_STEP` on ±:data:`QUADRATURE_HALF_WIDTH`) the error is below 1e-6 nats (checked against adaptive quadrature in the tests);
     classes too far from class k to matter (below e^-50 of its own term) are left out of its sum.
     """
     mu = np.asarray(positions, dtype=np.float64)
     p = _check_priors(priors, len(mu))
+    step, half_width = QUADRATURE_STEP, QUADRATURE_HALF_WIDTH
     z = np.arange(-half_width, half_width + step / 2, step)
     w = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) * step
     w[[0, -1]] *= 0.5
