@@ -19,12 +19,15 @@ import datetime as _dt
 import difflib
 import errno
 import json
+import math
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -159,7 +162,19 @@ def validate(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
                 f"parameter {name!r} of chapter {chapter} must be of type {_type_name(defaults[name])} "
                 f"(default {defaults[name]!r}), got {value!r} ({_type_name(value)})"
             )
+        if not _finite(value):
+            raise ParameterError(f"parameter {name}={value!r} of chapter {chapter}: numbers must be finite (no nan or inf)")
     return params
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -216,7 +231,8 @@ def _validator(schema: dict):
 
     def existing_path(validator, kind, value, schema):
         if isinstance(value, str) and value not in ("", "none") and not Path(value).expanduser().is_dir():
-            yield ValidationError(f"folder {value!r} does not exist")
+            what = "is a file, not a folder" if Path(value).expanduser().exists() else "does not exist"
+            yield ValidationError(f"folder {value!r} {what}")
 
     def device_name(validator, on, value, schema):
         import torch
@@ -479,6 +495,12 @@ def sweep_stale(chapter_dir: Path) -> list[Path]:
     owner record (left by an older version) counts as dead. Returns the new ``.failed`` folders.
     """
     swept = []
+    for draft in chapter_dir.glob(".*.new"):  # a run that died while creating its folder
+        try:
+            if not _alive(json.loads((draft / OWNER).read_text())):
+                shutil.rmtree(draft, ignore_errors=True)
+        except (OSError, ValueError):
+            pass
     for tmp in sorted(chapter_dir.glob(".*.tmp")):
         try:
             owner = json.loads((tmp / OWNER).read_text())
@@ -493,22 +515,41 @@ def sweep_stale(chapter_dir: Path) -> list[Path]:
     return swept
 
 
+def _stamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
 def _reserve(chapter_dir: Path) -> tuple[str, Path]:
-    """A run name unique in ``chapter_dir`` (time stamp, ``-2``, ``-3`` ... on a clash) and its temp folder."""
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    n = 1
-    while True:
-        name = stamp if n == 1 else f"{stamp}-{n}"
-        n += 1
-        if (chapter_dir / name).exists() or (chapter_dir / f"{name}{FAILED}").exists():
-            continue
-        tmp = chapter_dir / f".{name}.tmp"
-        try:
-            tmp.mkdir()
-        except FileExistsError:
-            continue
-        atomic_write_text(tmp / OWNER, json.dumps(_owner()))
-        return name, tmp
+    """A run name unique in ``chapter_dir`` (time stamp, ``-2``, ``-3`` ... on a clash) and its temp folder.
+
+    The temporary folder appears with its owner record already inside (built under a private
+    name, then renamed), so a concurrent run never mistakes it for the leftover of a dead one.
+    """
+    stamp = _stamp()
+    draft = Path(tempfile.mkdtemp(prefix=f".{stamp}.", suffix=".new", dir=chapter_dir))
+    umask = os.umask(0)
+    os.umask(umask)
+    draft.chmod(0o777 & ~umask)  # mkdtemp makes it private; a run folder is as readable as any other
+    try:
+        atomic_write_text(draft / OWNER, json.dumps(_owner()))
+        n = 1
+        while True:
+            name = stamp if n == 1 else f"{stamp}-{n}"
+            n += 1
+            if (chapter_dir / name).exists() or (chapter_dir / f"{name}{FAILED}").exists():
+                continue
+            tmp = chapter_dir / f".{name}.tmp"
+            try:
+                os.rename(draft, tmp)  # fails if another run holds this name (its folder is never empty)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    continue
+                raise
+            return name, tmp
+    except BaseException:
+        if draft.exists():
+            shutil.rmtree(draft, ignore_errors=True)
+        raise
 
 
 class _sigterm_as_interrupt:
@@ -552,7 +593,8 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
     try:
         name, tmp = _reserve(chapter_dir)
     except OSError as exc:
-        raise RunError(f"cannot write in {chapter_dir}: {exc.strerror}") from None
+        hint = "; free some space and try again" if exc.errno == errno.ENOSPC else ""
+        raise RunError(f"cannot write in {chapter_dir}: {exc.strerror}{hint}") from None
     metrics_path = tmp / "metrics.json"
     notebook = tmp / f"{chapter}.ipynb"
     env_before = os.environ.get(RESULTS_ENV)

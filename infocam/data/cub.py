@@ -71,7 +71,8 @@ def resolve_cub(cub_root="", data_root=None) -> Path | None:
     if cub_root not in (None, ""):
         root = Path(cub_root).expanduser()
         if not root.is_dir():
-            raise DataError(f"CUB folder {str(root)!r} does not exist; point cub_root at the folder holding images.txt")
+            what = "is a file, not a folder" if root.exists() else "does not exist"
+            raise DataError(f"CUB folder {str(root)!r} {what}; point cub_root at the folder holding images.txt")
         if not (root / "images.txt").exists():
             for name in CUB_FOLDERS:  # accept a data root holding the CUB folder
                 if (root / name).is_dir():
@@ -297,3 +298,41 @@ def first_classes(cub: CUB, n: int) -> CUB:
         is_train=cub.is_train[keep], boxes=cub.boxes[keep], sizes=cub.sizes[keep],
         source=f"{cub.source}; first {n} classes only ({int(keep.sum())} images)",
     )
+
+
+def cub_test_halves(cub: CUB) -> tuple[np.ndarray, np.ndarray]:
+    """The official test split cut into a model-selection half and a report half (positions into ``cub``).
+
+    The paper's code selected its models and thresholds on the same test images it reported on;
+    we keep the two apart: within each class the official test images, in image-id order, go
+    alternately to the selection half (1st, 3rd, ...) and the report half (2nd, 4th, ...).
+    Used in chapter 5 (τ and model selection on one half, scores on the other).
+    """
+    test = np.flatnonzero(~cub.is_train)
+    order = test[np.lexsort((cub.image_ids[test], cub.labels[test]))]
+    rank = np.zeros(len(order), dtype=np.int64)
+    for c in np.unique(cub.labels[order]):
+        members = cub.labels[order] == c
+        rank[members] = np.arange(int(members.sum()))
+    select, report = np.sort(order[rank % 2 == 0]), np.sort(order[rank % 2 == 1])
+    if len(report) == 0:
+        raise ValueError("the official test split has too few images to halve (need >= 2 per class)")
+    return select, report
+
+
+def heldout_split(labels: np.ndarray, is_train: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, held-out) boolean masks: ``fraction`` of each class's training images held out, at random.
+
+    The held-out part chooses the box threshold τ (Choe et al. 2020: never the test split); the
+    rest trains the head. Stratified by class, ``round(fraction · n_c)`` images per class. Used in
+    chapter 4.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"held-out fraction must lie in (0, 1), got {fraction}")
+    labels, is_train = np.asarray(labels), np.asarray(is_train, dtype=bool)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for c in np.unique(labels[is_train]):
+        members = np.flatnonzero(is_train & (labels == c))
+        held[rng.choice(members, size=int(round(fraction * len(members))), replace=False)] = True
+    return is_train & ~held, held
