@@ -66,14 +66,14 @@ CHAPTERS: dict[str, dict] = {
 from infocam import information
 from infocam.data.discrete import random_joint
 
-joint = random_joint(num_x, np.full(num_classes, 1 / num_classes), concentration, seed)
-posterior, I_exact = information.posterior(joint), information.mutual_information(joint)
+joint_ex = random_joint(num_x, np.full(num_classes, 1 / num_classes), concentration, seed)
+posterior_ex, I_exact = information.posterior(joint_ex), information.mutual_information(joint_ex)
 lambdas = np.linspace(0, 1, 11)
-readings = [np.log(num_classes) - information.cross_entropy(joint, (1 - lam) * posterior + lam / num_classes)
+readings_ex = [np.log(num_classes) - information.cross_entropy(joint_ex, (1 - lam) * posterior_ex + lam / num_classes)
             for lam in lambdas]
-print(f"I(X;Y) = {I_exact:.4f} nats; log K − CE(q_λ) for λ = 0, 0.1, …, 1:", np.round(readings, 4))
-assert np.argmax(readings) == 0 and abs(readings[0] - I_exact) < 1e-10
-assert abs(readings[-1]) < 1e-10 and all(r <= I_exact + 1e-12 for r in readings)"""),
+print(f"I(X;Y) = {I_exact:.4f} nats; log K − CE(q_λ) for λ = 0, 0.1, …, 1:", np.round(readings_ex, 4))
+assert np.argmax(readings_ex) == 0 and abs(readings_ex[0] - I_exact) < 1e-10
+assert abs(readings_ex[-1]) < 1e-10 and all(r <= I_exact + 1e-12 for r in readings_ex)"""),
             ("ex-theory-rare", "One class ten times rarer",
              "Give the last class a prior ten times smaller than the others' (priors $\\propto (1, \\dots, 1, "
              "0.1)$). *Predict*: at the optimum $q = p(y\\mid x)$, does the softmax reading $\\log K - "
@@ -85,13 +85,13 @@ assert abs(readings[-1]) < 1e-10 and all(r <= I_exact + 1e-12 for r in readings)
 from infocam import information
 from infocam.data.discrete import random_joint
 
-priors = np.ones(num_classes)
-priors[-1] = 0.1
-priors /= priors.sum()
-rare = random_joint(num_x, priors, concentration, seed)
-I_rare, H_rare = information.mutual_information(rare), information.entropy(priors)
+rare_priors_ex = np.ones(num_classes)
+rare_priors_ex[-1] = 0.1
+rare_priors_ex /= rare_priors_ex.sum()
+rare_joint = random_joint(num_x, rare_priors_ex, concentration, seed)
+I_rare, H_rare = information.mutual_information(rare_joint), information.entropy(rare_priors_ex)
 softmax_reading = np.log(num_classes) - (H_rare - I_rare)      # log K − H(Y|X)
-pc_reading = float((rare * np.log(information.posterior(rare) / priors)).sum())
+pc_reading = float((rare_joint * np.log(information.posterior(rare_joint) / rare_priors_ex)).sum())
 print(f"I(X;Y) = {I_rare:.4f}; softmax reading {softmax_reading:.4f} (bias {softmax_reading - I_rare:+.4f}, "
       f"log K − H(Y) = {np.log(num_classes) - H_rare:.4f}); PC-softmax reading {pc_reading:.4f}")
 assert softmax_reading > I_rare
@@ -108,11 +108,11 @@ assert abs(pc_reading - I_rare) < 1e-10"""),
 from infocam import information
 from infocam.data.discrete import random_joint
 
-uniform = np.full(num_classes, 1 / num_classes)
-sweep = {c: float(np.mean([information.mutual_information(random_joint(num_x, uniform, c, s))
+uniform_ex = np.full(num_classes, 1 / num_classes)
+sweep_ex = {c: float(np.mean([information.mutual_information(random_joint(num_x, uniform_ex, c, s))
                            for s in range(seed, seed + 20)])) for c in (0.05, 0.5, 5.0)}
-print({c: round(v, 4) for c, v in sweep.items()}, f"log K = {np.log(num_classes):.4f}")
-assert np.log(num_classes) > sweep[0.05] > sweep[0.5] > sweep[5.0] > 0"""),
+print({c: round(v, 4) for c, v in sweep_ex.items()}, f"log K = {np.log(num_classes):.4f}")
+assert np.log(num_classes) > sweep_ex[0.05] > sweep_ex[0.5] > sweep_ex[5.0] > 0"""),
             ("ex-theory-tau", "Logit adjustment with another $\\tau$",
              "The logit-adjusted loss adds $\\tau \\log p(y)$ to the logits. The chapter showed that $\\tau = 1$ "
              "has PC-softmax's gradients. Compare the gradients for $\\tau \\in \\{0, 0.5, 1, 2\\}$ on random "
@@ -126,9 +126,9 @@ import torch
 from infocam import losses
 from infocam.data.discrete import geometric_priors
 
-g = torch.Generator().manual_seed(seed)
-logits_ex = torch.randn(64, num_classes, generator=g, dtype=torch.float64) * 3
-targets_ex = torch.randint(num_classes, (64,), generator=g)
+gen_ex = torch.Generator().manual_seed(seed)
+logits_ex = torch.randn(64, num_classes, generator=gen_ex, dtype=torch.float64) * 3
+targets_ex = torch.randint(num_classes, (64,), generator=gen_ex)
 priors_ex = torch.tensor(geometric_priors(num_classes, imbalance))
 
 def gradient(loss_fn):
