@@ -35,6 +35,7 @@ Used in chapters 4 and 5.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -259,4 +260,43 @@ class InfoCAM(CAM):
         super().__init__(model, target_layer, fc_layer)
 
 
-__all__ = ["CAM", "InfoCAM", "MODES", "VARIANTS", "class_maps", "class_weights", "window_sum"]
+def model_class_maps(model: nn.Module, X: torch.Tensor, class_idx, variant: str = "none", window: int = 1,
+                     mode: str = "same", target_layer="features", fc_layer="fc",
+                     batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps (N, h, w) and logits (N, K) of a GAP network over ``X`` in batches, on the model's device.
+
+    ``class_idx`` holds one class per sample (e.g. the true labels: the GT-known protocol). Returns
+    CPU tensors. Used in chapter 4 (cluttered digits).
+    """
+    device = next(model.parameters()).device
+    class_idx = torch.as_tensor(class_idx)
+    maps, logits = [], []
+    with torch.no_grad(), InfoCAM(model, target_layer, fc_layer, variant=variant, window=window, mode=mode) as cam:
+        for i in range(0, len(X), batch_size):
+            lg = model(X[i : i + batch_size].to(device))
+            maps.append(cam(class_idx[i : i + batch_size].to(device), lg).cpu())
+            logits.append(lg.cpu())
+    return torch.cat(maps), torch.cat(logits)
+
+
+def cached_class_maps(features, weight: torch.Tensor, class_idx, logits: torch.Tensor | None = None,
+                      variant: str = "mean-others", window: int = 3, mode: str = "same",
+                      batch_size: int = 256) -> torch.Tensor:
+    """:func:`class_maps` over cached features (N, C, h, w) (a float16 numpy array or memmap) in batches.
+
+    Each batch is cast to float32 on ``weight``'s device; maps come back on the CPU. Used in
+    chapters 4 and 5 (frozen-backbone features from :func:`infocam.features.extract_features`).
+    """
+    device = weight.device
+    class_idx = torch.as_tensor(class_idx)
+    out = []
+    for i in range(0, len(features), batch_size):
+        feats = torch.as_tensor(np.asarray(features[i : i + batch_size], dtype=np.float32), device=device)
+        lg = None if logits is None else logits[i : i + batch_size].to(device)
+        out.append(class_maps(feats, weight, class_idx[i : i + batch_size].to(device), lg,
+                              variant=variant, window=window, mode=mode).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+__all__ = ["CAM", "InfoCAM", "MODES", "VARIANTS", "cached_class_maps", "class_maps", "class_weights",
+           "model_class_maps", "window_sum"]

@@ -7,6 +7,7 @@ chapter through :data:`METHOD_COLORS` (use :func:`color`).
 from __future__ import annotations
 
 import matplotlib as mpl
+import numpy as np
 import matplotlib.pyplot as plt
 import seaborn as sns
 
@@ -60,3 +61,69 @@ def mi_axis(ax, which: str = "y", label: str = "mutual information") -> None:
 def subplots(nrows: int = 1, ncols: int = 1, width: float = 3.4, height: float = 3.0, **kwargs):
     """``plt.subplots`` with a figure size scaled to the grid."""
     return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
+
+
+def mean_sd_table(results, metrics: dict, by: str = "method", scale: float = 100.0, digits: int = 1):
+    """A table of "mean ± sd" strings over the rows of ``results`` grouped by ``by`` (order kept).
+
+    ``metrics`` maps a column of ``results`` to its printed name; values are multiplied by
+    ``scale`` (100: fractions as percent). One row per group (sd 0 for a single row).
+    """
+    import pandas as pd
+
+    g = results.groupby(by, sort=False)[list(metrics)]
+    mean, sd = g.mean(), g.std().fillna(0.0)
+    return pd.DataFrame({label: [f"{scale * m:.{digits}f} ± {scale * v:.{digits}f}" for m, v in zip(mean[c], sd[c])]
+                         for c, label in metrics.items()}, index=mean.index)
+
+
+def draw_box(ax, box, color: str = "red", lw: float = 1.3) -> None:
+    """Draw a box (x0, y0, x1, y1) in :mod:`infocam.wsol`'s +1 convention (pixels x0..x1 inclusive)."""
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = box
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, ec=color, lw=lw))
+
+
+def localisation_grid(images, heatmaps: dict, taus: dict, true_boxes, size: float = 1.6, show_image: bool = False):
+    """Rows: images; columns: methods. Each panel: the normalised heatmap over the image, the box of
+    its largest region at the method's τ (red, :func:`infocam.wsol.boxes_from_map`) and the true box
+    (green). ``heatmaps`` maps a method name to (N, H, W) maps; ``show_image`` adds the bare image first.
+    Used in chapter 4.
+    """
+    from infocam import wsol
+
+    names = list(heatmaps)
+    lead = int(show_image)
+    fig, axes = subplots(len(images), len(names) + lead, width=size, height=size)
+    for row, img in enumerate(images):
+        cmap = "gray" if np.ndim(img) == 2 else None
+        if show_image:
+            axes[row, 0].imshow(img, cmap=cmap)
+        for col, name in enumerate(names, start=lead):
+            ax = axes[row, col]
+            ax.imshow(img, cmap=cmap)
+            ax.imshow(heatmaps[name][row], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            draw_box(ax, wsol.boxes_from_map(heatmaps[name][row], [taus[name]])[0][0])
+            draw_box(ax, true_boxes[row], color="lime", lw=1.0)
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    if show_image:
+        axes[0, 0].set_title("image", fontsize=8)
+    return fig
+
+
+def threshold_curves(curves: dict, thresholds, ax=None):
+    """Box accuracy (IoU ≥ 0.5) against τ for each method (``curves``: name → (T,) fractions)."""
+    if ax is None:
+        ax = subplots(1, 1, width=6.0, height=3.6)[1][0, 0]
+    for name, curve in curves.items():
+        key = ("cam" if name == "CAM" else "adl" if name.startswith("ADL")
+               else "infocam_adl" if name.startswith("infoCAM+") else "infocam")
+        ax.plot(thresholds, 100 * np.asarray(curve), "--" if "least" in name else "-", color=color(key), label=name)
+    ax.set_xlabel("threshold τ (fraction of the map's maximum)")
+    ax.set_ylabel("test boxes with IoU ≥ 0.5 (%)")
+    ax.legend(fontsize=8)
+    return ax

@@ -371,6 +371,17 @@ def prepare(maps, image_size) -> np.ndarray:
     return normalize(upsample(maps, image_size))
 
 
+def centre_prior(n: int, h: int, w: int, sigma: float = 0.25) -> np.ndarray:
+    """A network-free baseline: the same centred Gaussian (sd ``sigma`` · h) as the map of every image.
+
+    Localisation datasets put objects near the image centre; a method should beat this. Used in
+    chapter 4.
+    """
+    gy, gx = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
+    blob = np.exp(-(gy**2 + gx**2) / (2 * (sigma * h) ** 2)).astype(np.float32)
+    return np.repeat(blob[None], n, axis=0)
+
+
 def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_size, thresholds=None,
              protocol: str = "reference", running_average: int | None = None) -> dict:
     """Score raw class maps (N, h, w) under a named protocol (see the module docstring).
@@ -406,8 +417,30 @@ def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_siz
     }
 
 
+def score_methods(methods, maps_of, boxes_val, boxes_test, correct_of, image_size, thresholds=None,
+                  original: bool = True) -> tuple[list[dict], dict]:
+    """:func:`evaluate` for several map methods on one val/test pair: rows and test curves per method.
+
+    ``methods`` are tuples whose first item is the name; ``maps_of(method, split)`` gives the raw
+    maps of ``split`` ("val" or "test"); ``correct_of(method)`` the test images whose top-1 class
+    is right. With ``original=True`` each row also holds the paper's protocol on the same test
+    maps (``original_gt_known_loc``, ``original_top1_loc`` at τ = 0.2). Used in chapter 4.
+    """
+    rows, curves = [], {}
+    for method in methods:
+        test, correct = maps_of(method, "test"), correct_of(method)
+        r = evaluate(maps_of(method, "val"), boxes_val, test, boxes_test, correct, image_size, thresholds)
+        curves[method[0]] = r.pop("curve")
+        if original:
+            o = evaluate(None, None, test, boxes_test, correct, image_size, protocol="original")
+            r.update(original_gt_known_loc=o["gt_known_loc"], original_top1_loc=o["top1_loc"])
+        rows.append({"method": method[0], **r})
+    return rows, curves
+
+
 __all__ = [
     "COMPONENTS", "IOU_THRESHOLDS_V2", "ORIGINAL_TAU", "PROTOCOLS", "batch_running_average", "box_accuracy",
+    "centre_prior", "score_methods",
     "boxes_from_map", "choose_threshold", "default_thresholds", "evaluate", "gt_known_loc", "iou", "iou_curves",
     "max_box_acc", "max_box_acc_v2", "normalize", "prepare", "reference_box_table", "resize_boxes", "to_uint8",
     "top1_loc", "upsample", "xywh_to_xyxy",

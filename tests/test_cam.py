@@ -1,10 +1,11 @@
 """CAM / infoCAM extractors: torchcam equivalence, the PMI decomposition, variants, windows, bad input."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from infocam.cam import CAM, InfoCAM, class_maps, window_sum
+from infocam.cam import CAM, InfoCAM, cached_class_maps, class_maps, model_class_maps, window_sum
 from infocam.models.cnn_gap import CNNGAP
 
 
@@ -185,3 +186,23 @@ def test_bad_input(net, x):
         net(x)
         with pytest.raises(ValueError, match="channels"):
             cam(0)
+
+
+def test_model_class_maps_batches_equal_one_pass(net, x):
+    labels = torch.tensor([0, 1, 2, 3, 4, 0])
+    whole, logits = _maps(net, x, labels, variant="least-likely", window=3)
+    maps, lg = model_class_maps(net, x, labels, "least-likely", 3, batch_size=4)
+    torch.testing.assert_close(maps, whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(lg, logits, atol=1e-6, rtol=0)
+
+
+def test_cached_class_maps_from_float16_features(net, x):
+    with torch.no_grad():
+        feats, logits = net.features(x), net(x)
+    cached = feats.numpy().astype(np.float16)
+    labels = np.array([4, 3, 2, 1, 0, 4])
+    maps = cached_class_maps(cached, net.fc.weight, labels, logits, "mean-others", 3, batch_size=4)
+    ref = class_maps(torch.from_numpy(cached.astype(np.float32)), net.fc.weight, torch.from_numpy(labels), logits,
+                     variant="mean-others", window=3)
+    torch.testing.assert_close(maps, ref, atol=0, rtol=0)
+    assert maps.shape == (6, 8, 8)

@@ -200,3 +200,16 @@ def test_bad_input():
 
 def test_opencv_version_is_4():
     assert cv2.__version__.split(".")[0] == "4"
+
+
+def test_centre_prior_and_score_methods():
+    blob = wsol.centre_prior(3, 7, 7)
+    assert blob.shape == (3, 7, 7) and blob[0, 3, 3] == blob.max() and np.array_equal(blob[0], blob[2])
+    gt = np.array([[10, 10, 21, 21]] * 3, float)  # a centred box on 32×32
+    rows, curves = wsol.score_methods([("centre",), ("corner",)],
+                                      lambda m, split: blob if m[0] == "centre" else np.pad(np.ones((3, 2, 2)), ((0, 0), (0, 5), (0, 5))),
+                                      gt, gt, lambda m: np.array([True, True, False]), (32, 32), wsol.default_thresholds(0.1))
+    centre, corner = rows
+    assert centre["method"] == "centre" and centre["gt_known_loc"] == 1.0 and centre["top1_loc"] == pytest.approx(2 / 3)
+    assert corner["gt_known_loc"] == 0.0 and corner["original_top1_loc"] == 0.0
+    assert set(curves) == {"centre", "corner"} and len(curves["centre"]) == 10
