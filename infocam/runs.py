@@ -46,7 +46,7 @@ BOOK = REPO / "book"
 
 CONSTRAINTS = "constraints"
 # errors of the package itself: a chapter that raises one is reported by its message alone
-OWN_ERRORS = ("DataError", "ParameterError", "DeviceError")
+OWN_ERRORS = ("DataError", "ParameterError", "DeviceError", "RecipeError", "CheckpointError", "NotRecorded")
 
 
 class ParameterError(ValueError):

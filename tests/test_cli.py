@@ -55,3 +55,14 @@ def test_data_root_that_does_not_exist_fails_features(tmp_path, monkeypatch, cap
     assert cli.main(["features"]) == 2
     err = _err(capsys)
     assert err.count("\n") == 1 and "is not a folder" in err
+
+
+def test_broken_cub_folder_fails_features_naming_the_file(tmp_path, monkeypatch, capsys):
+    from tests.test_cub import make_tiny_cub
+
+    folder = make_tiny_cub(tmp_path, num_classes=2, n_train=1, n_test=1)
+    (folder / "train_test_split.txt").unlink()
+    monkeypatch.setenv("INFOCAM_DATA", str(tmp_path))
+    assert cli.main(["features"]) == 2
+    err = _err(capsys)
+    assert err.count("\n") == 1 and "train_test_split.txt is missing" in err
