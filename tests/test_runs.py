@@ -175,3 +175,13 @@ def test_section_is_recorded(monkeypatch):
     got = runs.section("test_other", ran=True, why="ignored when it ran")
     assert got["sections"]["test_part"] == {"ran": False, "why": "no data"}
     assert got["sections"]["test_other"] == {"ran": True, "why": ""}
+
+
+@pytest.mark.parametrize("ename, evalue, own", [
+    ("DataError", "x", True), ("DeviceError", "x", True), ("ParameterError", "x", True),
+    ("OSError", "[Errno 28] No space left on device: '/r/metrics.json'", True),
+    ("OSError", "[Errno 13] Permission denied", False), ("AssertionError", "", False), ("ValueError", "x", False),
+])
+def test_which_chapter_errors_are_shown_as_one_line(tmp_path, ename, evalue, own):
+    err = runs.ChapterError("01_toy", ename, evalue, tmp_path / "01_toy.ipynb")
+    assert err.own is own and str(err).count("\n") == 0 and str(tmp_path / "01_toy.ipynb") in str(err)
