@@ -306,7 +306,8 @@ def build_datasets(recipe: dict):
             f"{tr.source}; {te.source}")
 
 
-def _fit_kwargs(recipe: dict) -> dict:
+def fit_kwargs(recipe: dict) -> dict:
+    """Keyword arguments of :func:`infocam.train.fit` for the recipe's training settings."""
     t = recipe["train"]
     return dict(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]), lr=float(t["lr"]),
                 momentum=float(t["momentum"]), nesterov=bool(t["nesterov"]), weight_decay=float(t["weight_decay"]),
@@ -356,7 +357,7 @@ def dry_run(recipe: dict, batch_size: int = 2, device: str | None = None) -> dic
     with tempfile.TemporaryDirectory(prefix="infocam-dry-run-") as tmp:
         paths, labels, boxes = _fixture_folder(Path(tmp), batch_size, num_classes)
         data = ImageDataset(paths, labels, boxes, train_tf)
-        kwargs = {**_fit_kwargs(recipe), "epochs": 1, "batch_size": batch_size, "num_workers": 0}
+        kwargs = {**fit_kwargs(recipe), "epochs": 1, "batch_size": batch_size, "num_workers": 0}
         losses = fit(model, data, None, F.cross_entropy, device=device or recipe["device"], desc="dry run", **kwargs)
         x = data[0][0][None]
     with torch.no_grad():
@@ -399,7 +400,7 @@ def run(recipe: dict, *, resume: bool = True, log=print) -> Path:
             log(f"epoch {line['epoch']}/{recipe['train']['epochs']}: loss {line['loss']:.4f}, "
                 f"{line['images_per_s']:.1f} images/s")
 
-    kwargs = _fit_kwargs(recipe)
+    kwargs = fit_kwargs(recipe)
     history = fit(model, train_ds, None, F.cross_entropy, device=dev, checkpoint=out / "last.pt", resume=resume,
                   run_key=recipe_key(recipe), on_epoch=on_epoch, desc=recipe["name"], **kwargs)
     train_seconds = time.time() - started

@@ -28,14 +28,16 @@ class VGG16GAP(nn.Module):
                  gamma: float = ADL_GAMMA["vgg16_gap"], pretrained: bool = False, weights_path=None,
                  data_root=None, download: bool = False):
         super().__init__()
-        from torchvision.models import vgg16
+        from torchvision.models.vgg import cfgs, make_layers
 
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        base = vgg16(weights=None)
+        base = nn.Module()  # torchvision's vgg16 without its 120M-parameter classifier, which CAM drops
+        base.features = make_layers(cfgs["D"])
         if pretrained:
-            load_into(base, imagenet_state_dict("vgg16", weights_path, data_root, download), "vgg16",
-                      f"weights {weights_path or 'vgg16 ImageNet'}")
+            state = imagenet_state_dict("vgg16", weights_path, data_root, download)
+            features = {k: v for k, v in state.items() if k.startswith("features.")}  # classifier unused
+            load_into(base, features or state, "vgg16", f"weights {weights_path or 'vgg16 ImageNet'}")
         layers = []
         for i, layer in enumerate(list(base.features)[:30]):  # drop pool5
             layers.append(layer)

@@ -1,0 +1,134 @@
+"""Training throughput at 224 px on this CPU: the networks, the image loader, and which one bounds an epoch.
+
+(a) forward + backward + SGD step, images/s, for VGG16-GAP, ResNet-50 (layer4 stride 1) and
+    EfficientNet-Lite0 as the CPU recipe trains it (stages 1–6 frozen, stage 7 + head conv + new fc
+    trained), on batches built beforehand (random weights for the torchvision networks: speed only);
+(b) the image loader alone: :class:`infocam.data.images.ImageDataset` over the CUB training images
+    with the recipe's training transform (decode, resize 256, random crop 224, flip, normalise)
+    through a ``DataLoader`` with ``--workers`` processes, images/s;
+(c) the engine end to end on the same images: :func:`infocam.train.fit` on the Dataset (loader
+    and Lite0 training sharing the cores), images/s, and its ratio to (a) for Lite0 — near 1 means
+    the loader does not bound the epoch.
+
+Medians over ``--repeats`` timed runs after one warm-up. Needs the CUB folder under the data root
+(INFOCAM_DATA) for (b) and (c). No GPU is used (see benchmarks/gpu_check.py for the GPU check).
+Usage: python benchmarks/bench_train.py [--batch 16] [--batches 3] [--repeats 3] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("INFOCAM_PROGRESS", "0")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning threads on a shared machine
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from infocam.data import transforms as T
+from infocam.data.cub import find_cub, load_cub
+from infocam.data.images import cub_dataset
+from infocam.models.backbones import NORMALIZATION
+from infocam.models.lite0_cam import Lite0CAM
+from infocam.models.resnet_cam import ResNet50CAM
+from infocam.models.vgg_gap import VGG16GAP
+from infocam.train import fit, parameter_groups
+
+
+def networks():
+    return {"vgg16_gap": lambda: VGG16GAP(200), "resnet50": lambda: ResNet50CAM(200),
+            "lite0 (stage7+head)": lambda: Lite0CAM(200, trainable_from="stage7")}
+
+
+def step_rate(make, batch: int, batches: int, repeats: int) -> float:
+    """Median images/s of forward + backward + SGD step on pre-built 224 px batches."""
+    net = make().train()
+    opt = torch.optim.SGD(parameter_groups(net, 0.01, head_lr_mult=10), lr=0.01, momentum=0.9, nesterov=True)
+    x, y = torch.randn(batch, 3, 224, 224), torch.randint(0, 200, (batch,))
+    rates = []
+    for r in range(repeats + 1):
+        start = time.perf_counter()
+        for _ in range(batches):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        if r:  # the first run warms up
+            rates.append(batch * batches / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def loader_rate(dataset, batch: int, batches: int, workers: int, repeats: int) -> float:
+    """Median images/s of the DataLoader alone (fresh workers each run, as the engine makes per epoch)."""
+    rates = []
+    for _ in range(repeats):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers)
+        start = time.perf_counter()
+        n = 0
+        for i, b in enumerate(loader):
+            n += len(b[1])
+            if i + 1 == batches:
+                break
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def engine_rate(dataset, batch: int, workers: int, repeats: int) -> float:
+    """Median images/s of infocam.train.fit on the Dataset (one epoch over it), Lite0 as the CPU recipe."""
+    rates = []
+    for _ in range(repeats):
+        net = Lite0CAM(200, trainable_from="stage7")
+        start = time.perf_counter()
+        fit(net, dataset, None, F.cross_entropy, epochs=1, batch_size=batch, lr=0.01, momentum=0.9, nesterov=True,
+            head_lr_mult=10, num_workers=workers)
+        rates.append(len(dataset) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=3, help="batches per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--engine-images", type=int, default=256, help="images in the end-to-end epoch of (c)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"CPU: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average "
+          f"{os.getloadavg()[0]:.1f}; batch {args.batch}, medians of {args.repeats}")
+    out = {"models": {}}
+    for name, make in networks().items():
+        out["models"][name] = step_rate(make, args.batch, args.batches, args.repeats)
+        print(f"(a) {name:<22} forward+backward+step {out['models'][name]:7.1f} images/s")
+    root = find_cub()
+    if root is None:
+        print("no CUB folder under the data root (INFOCAM_DATA): loader not measured")
+    else:
+        cub = load_cub(root)
+        train = np.flatnonzero(cub.is_train)
+        for kind, norm in (("imagenet", NORMALIZATION["resnet50"]), ("lite0", NORMALIZATION["efficientnet_lite0"])):
+            ds = cub_dataset(cub, train, T.train_transform(224, 256, norm))
+            if kind == "imagenet":
+                out["loader"] = loader_rate(ds, 32, max(4, args.batches * 2), args.workers, args.repeats)
+                print(f"(b) loader, {args.workers} workers, CUB train images     {out['loader']:7.1f} images/s")
+            else:
+                sub = torch.utils.data.Subset(ds, range(min(args.engine_images, len(ds))))
+                out["engine_lite0"] = engine_rate(sub, 32, args.workers, max(1, args.repeats - 1))
+                print(f"(c) fit(Lite0 CPU recipe) on the loader  {out['engine_lite0']:7.1f} images/s")
+        for name, rate in out["models"].items():
+            bound = "the loader" if out["loader"] < rate else "the network"
+            print(f"    epoch of {name}: bounded by {bound} ({min(rate, out['loader']):.1f} images/s)")
+        lite = out["models"]["lite0 (stage7+head)"]
+        print(f"    Lite0 end to end / compute only = {out['engine_lite0'] / lite:.2f} "
+              f"(loader and training share the {os.cpu_count()} cores)")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
