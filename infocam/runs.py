@@ -625,12 +625,17 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         else:
             os.environ[RESULTS_ENV] = env_before
     try:
-        return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started)
+        with _sigterm_as_interrupt():
+            return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started)
     except OSError as exc:
         failed = _fail(tmp, name, f"could not write results.json: {exc}")
         hint = "free some space and run again" if exc.errno == errno.ENOSPC else "check the runs folder"
         raise RunError(f"could not write the results of {chapter} ({exc.strerror}); executed notebook "
                        f"kept in {failed}; {hint}") from None
+    except KeyboardInterrupt as exc:
+        if tmp.exists():
+            exc.add_note(f"partial run kept in {_fail(tmp, name, 'interrupted while writing results.json')}")
+        raise
 
 
 def _plain(traceback: list[str]) -> str:
