@@ -74,6 +74,7 @@ book-student: data features
 	$(BOOK_ENV) $(JB) build . --config $(STUDENT)/_config.yml --path-output $(STUDENT) -W --keep-going
 	rm -rf $(STUDENT)/html && cp -r $(STUDENT)/_build/html $(STUDENT)/html
 	$(PY) -m infocam.vendor $(STUDENT)/html
+	$(PY) -m infocam.editions check-student $(STUDENT)/html
 	@echo "Student edition: file://$(abspath $(STUDENT)/html/index.html)"
 
 # The printable book: every chapter on one HTML page (Sphinx singlehtml, same execution cache),

@@ -59,21 +59,31 @@ def find_chromium() -> str | None:
 
 
 def page_of(singlehtml_dir: Path) -> Path:
-    """The one page of a ``singlehtml`` build, with its static files reachable.
+    """The one page of a ``singlehtml`` build, with its static files and figures reachable.
 
     Sphinx writes the page under the root document's name (``book/intro.html``) but links
-    ``_static/`` as if it lay at the top, so a link ``book/_static -> ../_static`` is added.
+    ``_static/`` and ``_images/`` as if it lay at the top, so links to them are added beside it.
     """
     singlehtml_dir = Path(singlehtml_dir)
-    pages = [p for p in singlehtml_dir.rglob("*.html") if "_static" not in p.parts and p.name != "index.html"]
+    pages = [p for p in singlehtml_dir.rglob("*.html")
+             if not any(part.startswith("_") for part in p.relative_to(singlehtml_dir).parts) and p.name != "index.html"]
     if len(pages) != 1:
         raise PrintError(f"{singlehtml_dir}: expected one page from the singlehtml builder, found {len(pages)}; "
                          "build it with `jupyter-book build . --builder singlehtml`")
     page = pages[0]
-    static = page.parent / "_static"
-    if page.parent != singlehtml_dir and not static.exists():
-        static.symlink_to(os.path.relpath(singlehtml_dir / "_static", page.parent))
+    if page.parent != singlehtml_dir:
+        for folder in singlehtml_dir.glob("_*"):
+            link = page.parent / folder.name
+            if folder.is_dir() and not link.exists():
+                link.symlink_to(os.path.relpath(folder, page.parent))
     return page
+
+
+def missing_assets(page: Path) -> list[str]:
+    """Local images the page shows that do not exist (figures that would print blank)."""
+    html = page.read_text(errors="replace")
+    refs = re.findall(r"""<img[^>]*\ssrc=["']([^"'#?]+)""", html)
+    return sorted({r for r in refs if "//" not in r and not r.startswith("data:") and not (page.parent / r).exists()})
 
 
 def _chromium(chromium: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -116,7 +126,11 @@ def print_book(singlehtml_dir: Path, pdf: Path) -> dict:
     """
     page = page_of(singlehtml_dir)
     html = page.read_text(errors="replace")
-    report = {"page": str(page), "pdf": None, "equations_typeset": None, "raw_tex_in_pdf": None}
+    missing = missing_assets(page)
+    if missing:
+        raise PrintError(f"{page}: {len(missing)} linked files are missing, e.g. {missing[:3]}")
+    report = {"page": str(page), "pdf": None, "figures": html.count("<img"), "equations_typeset": None,
+              "raw_tex_in_pdf": None}
     chromium = find_chromium()
     if chromium is None:
         return report
@@ -133,24 +147,43 @@ def print_book(singlehtml_dir: Path, pdf: Path) -> dict:
     return report
 
 
+def solutions_in(html_dir: Path) -> list[str]:
+    """Pages of a built book that still show a solution (empty for a correct student edition)."""
+    marker = re.compile(r'class="solution[ "]|Solution to Exercise')
+    return sorted(str(p.relative_to(html_dir)) for p in Path(html_dir).rglob("*.html")
+                  if marker.search(p.read_text(errors="replace")))
+
+
+def check_student(html_dir: Path) -> int:
+    """Exercises shown in a student edition; :class:`PrintError` if any solution is left in it."""
+    html_dir = Path(html_dir)
+    left = solutions_in(html_dir)
+    if left:
+        raise PrintError(f"{html_dir}: solutions left in the student edition: {', '.join(left)}")
+    return sum(p.read_text(errors="replace").count('class="exercise') for p in html_dir.rglob("*.html"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m infocam.editions student-config OUT`` or ``... print SINGLEHTML_DIR OUT.pdf``."""
+    """``python -m infocam.editions student-config OUT | check-student HTML_DIR | print SINGLEHTML_DIR OUT.pdf``."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "student-config":
         root = Path(__file__).resolve().parent.parent
         print(student_config(root / "_config.yml", Path(args[1]), root / "_build" / ".jupyter_cache", root / "book" / "_ext"))
+    elif len(args) == 2 and args[0] == "check-student":
+        print(f"{args[1]}: {check_student(Path(args[1]))} exercises, no solution")
     elif len(args) == 3 and args[0] == "print":
         result = print_book(Path(args[1]), Path(args[2]))
-        print(f"printable page: {result['page']}")
+        print(f"printable page: {result['page']} ({result['figures']} figures)")
         if result["pdf"]:
             print(f"PDF: {result['pdf']} ({result['equations_typeset']} equations typeset by MathJax; "
                   f"raw TeX delimiters in its text: {result['raw_tex_in_pdf']})")
         else:
             print("no chromium on PATH, so no PDF: print the page above from a browser (`apt install chromium` adds it)")
     else:
-        raise SystemExit("usage: python -m infocam.editions student-config OUT.yml | print SINGLEHTML_DIR OUT.pdf")
+        raise SystemExit("usage: python -m infocam.editions student-config OUT.yml | check-student HTML_DIR | "
+                         "print SINGLEHTML_DIR OUT.pdf")
 
 
 if __name__ == "__main__":
