@@ -30,7 +30,8 @@ CH3 = {
 LOC = {"CAM": {"top1_loc": 0.30, "maxboxacc_v2": 0.40},
        "infoCAM mean-others k=3": {"top1_loc": 0.45, "maxboxacc_v2": 0.55},
        "infoCAM mean-others k=3 faithful": {"top1_loc": 0.99, "maxboxacc_v2": 0.99}}
-CH4 = {"mnist": LOC, "mnist_sd": {"CAM": {"maxboxacc_v2": 0.02}}, "cub": LOC}
+CH4 = {"seeds": 2, "mnist": LOC, "mnist_sd": {"CAM": {"maxboxacc_v2": 0.02}}, "cub": LOC,
+       "cub_sd": {"CAM": {"top1_loc": 0.01}}}
 
 
 def row(table, claim_start):
@@ -65,6 +66,7 @@ def test_rows_are_filled_from_metric_files(tmp_path):
     assert clutter["verdict"] == "reproduced in direction only" and "CAM 40.0 ± 2.0 %" in clutter["ours"]
     birds = row(table, "infoCAM on CUB birds, frozen")
     assert "45.0 %" in birds["ours"] and "99" not in birds["ours"]  # the faithful row is not the headline
+    assert "CAM 30.0 ± 1.0 %" in birds["ours"] and birds["seeds"] == "2 (0–1)"
     assert birds["verdict"] == "reproduced in direction only"
     assert row(table, "infoCAM on Tiny")["verdict"] == summary.NOT_RUN
 
