@@ -209,6 +209,9 @@ class FrozenRunner:
             options.intra_op_num_threads = threads or torch.get_num_threads()
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+                # As for OpenMP (Makefile): idle threads sleep, so processes sharing the cores don't starve.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             path = export_onnx(self.net, backbone_name, self.size, self.outputs)
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         else:
