@@ -100,7 +100,7 @@ def _mi_biases(metrics: dict, estimator: str, priors: str) -> dict[str, float]:
 
 
 def _dims(biases: dict) -> str:
-    return ", ".join(k.split("_d", 1)[1].split("_", 1)[0] for k in biases)
+    return ", ".join(sorted({k.split("_d", 1)[1].split("_", 1)[0] for k in biases}, key=int))
 
 
 def read_rq1_balanced(metrics: dict) -> Reading:
@@ -204,15 +204,21 @@ def read_rq3_frozen_birds(metrics: dict) -> Reading:
 
 
 def read_rq3_trained_birds(metrics: dict) -> Reading:
-    """``cub/<method>/top1_loc`` and ``cub_sd`` of the fine-tuned backbone (chapter 5)."""
-    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), PAPER_CUB_INFOCAM_TOP1,
-                         "backbone fine-tuned on the CUB subset", _seeds(metrics))
+    """``cub/<method>/top1_loc`` and ``cub_sd`` of the fine-tuned EfficientNet-Lite0 (chapter 5)."""
+    params = metrics.get("_parameters", {})
+    scale = (f"EfficientNet-Lite0 fine-tuned from {params.get('trainable_from', '?')!r} for "
+             f"{params.get('epochs', '?')} epochs on the CUB folder of the build")
+    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), PAPER_CUB_INFOCAM_TOP1, scale,
+                         _seeds(metrics))
 
 
 def read_rq3_tiny(metrics: dict) -> Reading:
-    """``tiny/<method>/top1_loc`` and ``tiny_sd`` (chapter 5's Tiny-ImageNet run)."""
-    return _top1_reading(get(metrics, "tiny"), metrics.get("tiny_sd", {}), PAPER_TINY_INFOCAM_TOP1, "Tiny-ImageNet",
-                         _seeds(metrics))
+    """``tiny/<method>/top1_loc`` (chapter 5: the pretrained ImageNet head restricted to the 200 classes)."""
+    limit = metrics.get("_parameters", {}).get("tiny_limit")
+    scale = ("pretrained EfficientNet-Lite0, ImageNet head restricted to the 200 classes, "
+             + (f"{limit} validation images" if limit else "all validation images"))
+    return _top1_reading(get(metrics, "tiny"), metrics.get("tiny_sd", {}), PAPER_TINY_INFOCAM_TOP1, scale,
+                         "1 (no training)")
 
 
 CLAIMS: tuple[Claim, ...] = (
