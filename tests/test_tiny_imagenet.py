@@ -28,11 +28,11 @@ def test_reads_both_splits_of_the_official_layout(tiny):
     assert "12 images" in val.source and "3 classes" in val.source
 
 
-def test_boxes_are_inclusive_corners_made_half_open(tiny):
+def test_boxes_are_the_files_inclusive_corners(tiny):
     val = load_tiny_imagenet(tiny, "val")
     name, wnid, *corners = (tiny / "val" / "val_annotations.txt").read_text().splitlines()[0].split("\t")
     x0, y0, x1, y1 = map(int, corners)
-    assert val.boxes[0].tolist() == [x0, y0, x1 + 1, y1 + 1]
+    assert val.boxes[0].tolist() == [x0, y0, x1, y1]
     # the fixture's box is exactly the bright square: its pixels are the bright ones
     pixels = np.asarray(Image.open(val.paths[0]).convert("L"), dtype=float)
     inside = pixels[y0 : y1 + 1, x0 : x1 + 1].mean()
@@ -40,8 +40,8 @@ def test_boxes_are_inclusive_corners_made_half_open(tiny):
 
 
 def test_misread_boxes_follow_the_original_code():
-    boxes = np.array([[10.0, 20.0, 31.0, 41.0], [40.0, 50.0, 64.0, 64.0]])  # files: 10 20 30 40 / 40 50 63 63
-    np.testing.assert_array_equal(as_xywh_misread(boxes), [[10, 20, 40, 60], [40, 50, 64, 64]])
+    boxes = np.array([[10.0, 20.0, 30.0, 40.0], [40.0, 50.0, 63.0, 63.0]])
+    np.testing.assert_array_equal(as_xywh_misread(boxes), [[10, 20, 40, 60], [40, 50, 63, 63]])
 
 
 def test_greyscale_images_are_present_and_load_as_rgb(tiny):
@@ -66,10 +66,14 @@ def test_found_under_the_data_root(tiny, tmp_path):
     ("val_0.JPEG\tn01000000\t1\t2\tx\t4\n", "val_annotations.txt:1: box corners must be integers"),
     ("val_0.JPEG\tn01000000\t9\t2\t3\t4\n", "val_annotations.txt:1: invalid box"),
     ("val_0.JPEG\tn01000000\t1\t2\t3\t64\n", "lies outside"),
+    ("val_0.JPEG\tn01000000\t1\t2\t3\t63\n", None),
     ("val_404.JPEG\tn01000000\t1\t2\t3\t4\n", "val_404.JPEG is listed but"),
 ])
 def test_bad_val_lines_name_file_and_line(tiny, text, match):
     (tiny / "val" / "val_annotations.txt").write_text(text)
+    if match is None:  # the last pixel row/column is inside a 64-px image
+        assert load_tiny_imagenet(tiny, "val").boxes.tolist() == [[1, 2, 3, 63]]
+        return
     with pytest.raises(DataError, match=match):
         load_tiny_imagenet(tiny, "val")
 
@@ -107,7 +111,7 @@ def test_real_folder_counts():
     val = load_tiny_imagenet(root, "val")
     assert val.num_classes == 200 and len(val) == 10_000
     assert list(np.bincount(val.labels)) == [50] * 200
-    assert val.boxes.shape == (10_000, 4) and (val.boxes[:, 2:] > val.boxes[:, :2]).all()
-    assert val.boxes.max() <= 64
+    assert val.boxes.shape == (10_000, 4) and (val.boxes[:, 2:] >= val.boxes[:, :2]).all()
+    assert val.boxes.max() <= 63
     train = load_tiny_imagenet(root, "train")
     assert len(train) >= 200 and set(train.labels) == set(range(200))

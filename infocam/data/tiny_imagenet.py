@@ -9,9 +9,9 @@ Layout under the data root, folder ``tiny-imagenet-200``:
 * ``val/images/val_<i>.JPEG`` with ``val/val_annotations.txt`` (``file wnid x0 y0 x1 y1``).
 
 Boxes in both files are **corners, inclusive** (x0 y0 x1 y1 with x1, y1 the last pixel inside the
-box), not x y w h — the original infoCAM code read them as x y w h. The loader returns them in
-the half-open convention of :mod:`infocam.wsol` (x1 + 1, y1 + 1), and :func:`as_xywh_misread`
-gives what the original code's reading made of them. Images are 64×64 and some are greyscale;
+box), not x y w h — the original infoCAM code read them as x y w h. The loader returns them as
+they are, which is the reference evaluator's convention (:mod:`infocam.wsol`, +1 IoU), and
+:func:`as_xywh_misread` gives what the original code's reading made of them. Images are 64×64 and some are greyscale;
 the feature pipeline converts every image to RGB. Any bad line is one :class:`DataError` naming
 the file and line. Works with any subset in the same layout (fewer training images per class).
 Used in chapter 5.
@@ -39,7 +39,7 @@ class TinyImageNet:
     split: str
     paths: list  # N absolute image paths
     labels: np.ndarray  # (N,) int64 in 0..num_classes-1
-    boxes: np.ndarray  # (N, 4) float64 x0, y0, x1, y1 half-open (file's inclusive x1, y1 plus one)
+    boxes: np.ndarray  # (N, 4) float64 x0, y0, x1, y1 inclusive corners, as in the files
     wnids: list  # K class ids in the order of wnids.txt
     class_names: list  # K first names from words.txt
     source: str
@@ -107,7 +107,7 @@ def _box(path: Path, lineno: int, line: str, fields: list[str]) -> list[float]:
     if not (0 <= x0 <= x1 and 0 <= y0 <= y1):
         raise DataError(f"{path}:{lineno}: invalid box x0={x0} y0={y0} x1={x1} y1={y1} "
                         "(corners, inclusive: need 0 <= x0 <= x1 and 0 <= y0 <= y1)")
-    return [x0, y0, x1 + 1, y1 + 1]
+    return [x0, y0, x1, y1]
 
 
 def _read_val(root: Path, to_label: dict):
@@ -193,21 +193,21 @@ def _check_files(root: Path, split: str, paths: list, boxes: np.ndarray) -> None
         if p.name not in present or not p.parent.is_dir():
             where = "val/val_annotations.txt" if split == "val" else f"train/{p.parent.parent.name}/{p.parent.parent.name}_boxes.txt"
             raise DataError(f"{root / where}: image {p.name} is listed but {p} is missing")
-    outside = np.flatnonzero((boxes[:, 2] > IMAGE_SIZE) | (boxes[:, 3] > IMAGE_SIZE))
+    outside = np.flatnonzero((boxes[:, 2] >= IMAGE_SIZE) | (boxes[:, 3] >= IMAGE_SIZE))
     if len(outside):
-        raise DataError(f"box of {paths[outside[0]]} ({boxes[outside[0]].tolist()}, half-open) lies outside "
+        raise DataError(f"box of {paths[outside[0]]} ({boxes[outside[0]].tolist()}, inclusive) lies outside "
                         f"the {IMAGE_SIZE}x{IMAGE_SIZE} image")
 
 
 def as_xywh_misread(boxes: np.ndarray) -> np.ndarray:
-    """The original code's reading of the file's x0 y0 x1 y1 as x y w h, as half-open xyxy boxes.
+    """The original code's reading of the file's corners x0 y0 x1 y1 as x y w h, as xyxy boxes.
 
-    The file's corners (x0, y0, x1 − 1, y1 − 1 here) taken as x, y, w, h give the box
-    (x0, y0, x0 + x1 − 1, y0 + y1 − 1), clipped to the image. Used in chapter 5's protocol comparison.
+    Taken as x, y, w, h they give the box (x0, y0, x0 + x1, y0 + y1), clipped to the last pixel
+    (63): always too large, and shifted right and down. Used in chapter 5's protocol comparison.
     """
     b = np.asarray(boxes, dtype=np.float64)
-    x0, y0, w, h = b[:, 0], b[:, 1], b[:, 2] - 1, b[:, 3] - 1
-    return np.stack([x0, y0, np.minimum(x0 + w, IMAGE_SIZE), np.minimum(y0 + h, IMAGE_SIZE)], axis=1)
+    last = IMAGE_SIZE - 1
+    return np.stack([b[:, 0], b[:, 1], np.minimum(b[:, 0] + b[:, 2], last), np.minimum(b[:, 1] + b[:, 3], last)], axis=1)
 
 
 def make_fixture(root: Path, num_classes: int = 4, n_train: int = 3, n_val: int = 5, seed: int = 0,
