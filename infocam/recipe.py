@@ -54,7 +54,7 @@ DEFAULTS = {
     "adl": {"enabled": False, "drop_rate": 0.75, "gamma": None},
     "train": {"epochs": 200, "batch_size": 32, "optimizer": "sgd", "lr": 0.001, "momentum": 0.9,
               "nesterov": True, "weight_decay": 1.0e-4, "head_lr_mult": 10.0, "schedule": "step",
-              "step_size": 60, "gamma": 0.1, "seed": 0, "num_workers": 4},
+              "step_size": 60, "gamma": 0.1, "seed": 0, "num_workers": 4, "drop_last": True},
     "eval": {"batch_size": 64},
     "device": "auto",
     "precision": "fp32",
@@ -314,6 +314,7 @@ def fit_kwargs(recipe: dict) -> dict:
                 optimizer=t["optimizer"], head_lr_mult=float(t["head_lr_mult"]),
                 schedule=None if t["schedule"] == "none" else t["schedule"], step_size=int(t["step_size"]),
                 gamma=float(t["gamma"]), seed=int(t["seed"]), num_workers=int(t["num_workers"]),
+                drop_last=bool(t["drop_last"]),
                 precision=recipe["precision"])
 
 

@@ -74,3 +74,26 @@ def test_two_gloo_ranks_match_one_process(tmp_path, dataset):
     assert h_single[-1] < h_single[0]
     for a, b in zip(single.state_dict().values(), r0["state"].values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_torchrun_two_gloo_processes_run_a_recipe(tmp_path):
+    """``torchrun --nproc-per-node 2 -m infocam train`` on CPU: Gloo, sharded data, one results.json."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_cub import make_tiny_cub
+    from tests.test_recipe import _tiny_recipe
+
+    cub = make_tiny_cub(tmp_path, num_classes=3, n_train=6, n_test=4)
+    path = _tiny_recipe(tmp_path, cub)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "INFOCAM_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "infocam", "train", str(path)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["world_size"] == 2 and len(results["train_loss"]) == 2
+    assert all(v == v and v > 0 for v in results["train_loss"])
+    assert sum(line.startswith("results:") for line in proc.stdout.splitlines()) == 2  # both ranks finish
+    assert proc.stdout.count("test top-1") == 1  # only rank 0 evaluates and writes
