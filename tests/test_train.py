@@ -156,3 +156,33 @@ def test_bad_settings_are_one_clear_error(kw, err, match):
         fit(_net(), X, y, F.cross_entropy, epochs=1, **kw)
     with pytest.raises(ValueError, match="pass y=None"):
         fit(_net(), torch.utils.data.TensorDataset(X, y), y, F.cross_entropy, epochs=1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_on_an_image_folder_with_random_crops_is_bit_equal(tmp_path, workers):
+    import numpy as np
+
+    from infocam.data import transforms as T
+    from infocam.data.cub import load_cub
+    from infocam.data.images import cub_dataset
+    from tests.test_cub import make_tiny_cub
+
+    cub = load_cub(make_tiny_cub(tmp_path, num_classes=4, n_train=6, n_test=0))
+    data = cub_dataset(cub, np.arange(len(cub)), T.train_transform(24, 32))
+
+    def net():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 11 * 11, 4))
+
+    settings = dict(epochs=3, batch_size=8, lr=0.05, momentum=0.9, seed=1, num_workers=workers)
+    full = net()
+    h_full = fit(full, data, None, F.cross_entropy, **settings)
+    ckpt = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(net(), data, None, F.cross_entropy, checkpoint=ckpt, on_epoch=_stop_after(1), **settings)
+    torch.manual_seed(99)
+    resumed = net()
+    assert fit(resumed, data, None, F.cross_entropy, checkpoint=ckpt, resume=True, **settings) == h_full
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
