@@ -276,7 +276,9 @@ def fit(
     """Train ``model`` in place; returns the mean training loss of each epoch.
 
     Data: tensors ``X`` (N, ...) and labels ``y`` (N,), or a ``Dataset`` ``X`` yielding
-    ``(image, label, ...)`` with ``y=None`` (read by a ``DataLoader`` with ``num_workers``).
+    ``(image, label, ...)`` with ``y=None`` (read by a ``DataLoader`` with ``num_workers`` worker
+    processes, pinned memory on CUDA, ``drop_last`` dropping an incomplete last batch; its order
+    depends on ``seed`` and the epoch only, so a resumed run reads the same batches).
     Optimiser: ``optimizer`` ``"sgd"`` (``momentum``, ``nesterov``) or ``"adam"``, ``weight_decay``,
     groups from :func:`parameter_groups` (``head``, ``head_lr_mult``, ``param_groups``), per-epoch
     ``schedule`` (``"step"``: ×``gamma`` every ``step_size`` epochs; ``"cosine"``).
