@@ -34,7 +34,7 @@ from torch import nn
 
 from infocam.device import resolve_device
 from infocam.models.backbones import (BACKBONES, DEFAULT_SIZE, LITE0_STAGES, Lite0Blocks, imagenet_transform,
-                                      lite0_stage_blocks, load_backbone)
+                                      lite0_cut_before, lite0_stage_blocks, load_backbone)
 from infocam.paths import DataError, cache_dir
 from infocam.utils import progress
 
@@ -43,7 +43,7 @@ BACKBONE = "efficientnet_lite0"
 CUB_IMAGE_SIZE = 224          # chapters 3-5: whole CUB image resized to 224x224 (no crop)
 CUB_CACHE_KEY = "cub"
 CHAPTER5_TRAINABLE_FROM = "stage7"  # chapter 5 fine-tunes stage 7, the 1280-channel conv and the head
-CHAPTER5_CUT = "stage6"       # ...on cached (N, 192, 7, 7) float16 activations of stem..stage 6
+CHAPTER5_CUT = lite0_cut_before(CHAPTER5_TRAINABLE_FROM)  # "stage6": cached (N, 192, 7, 7) float16
 TINY_IMAGE_SIZE = 224         # Tiny-ImageNet 64 px images upsampled for the 224 px network
 TINY_CACHE_KEY = "tiny-imagenet-val"
 
