@@ -419,6 +419,7 @@ def test_section_needs_a_reason_when_skipped():
         runs.section("cub", ran=False)
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_run_records_sections_and_writes_nothing_half(book, tmp_path):
     out = runs.run_chapter("toy", "smoke", {"seed": 3}, runs_dir=tmp_path / "runs", book_dir=book)
     results = json.loads((out / "results.json").read_text())
@@ -428,6 +429,7 @@ def test_run_records_sections_and_writes_nothing_half(book, tmp_path):
     assert [p.name for p in (tmp_path / "runs" / "01_toy").iterdir()] == [out.name]
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_package_error_inside_a_chapter_is_one_line(book, tmp_path, capsys):
     code = cli.main(["run", "toy", "--book-dir", str(book), "--runs-dir", str(tmp_path / "runs"), "-p", "fail=data"])
     err = capsys.readouterr().err
@@ -437,6 +439,7 @@ def test_package_error_inside_a_chapter_is_one_line(book, tmp_path, capsys):
     assert (failed / "01_toy.ipynb").exists() and "DataError" in (failed / runs.ERROR_FILE).read_text()
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_other_errors_keep_the_traceback_and_say_where_the_notebook_is(book, tmp_path, capsys):
     code = cli.main(["run", "toy", "--book-dir", str(book), "--runs-dir", str(tmp_path / "runs"), "-p", "fail=assert"])
     err = capsys.readouterr().err
@@ -445,6 +448,7 @@ def test_other_errors_keep_the_traceback_and_say_where_the_notebook_is(book, tmp
     assert err.splitlines()[-1].startswith("infocam: error: chapter 01_toy stopped: AssertionError")
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 @pytest.mark.parametrize("when", ["results.json", runs.OWNER])
 def test_full_disk_is_one_line_and_leaves_nothing_half_written(book, tmp_path, monkeypatch, capsys, when):
     write = runs.atomic_write_text
@@ -472,6 +476,7 @@ def test_full_disk_in_the_cli_is_one_line(monkeypatch, capsys):
     assert err == "infocam: error: No space left on device: /somewhere/file; free some space and try again\n"
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 @pytest.mark.parametrize("sig, code, why", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
 def test_signal_to_a_running_infocam_run_stops_the_kernel_and_marks_the_run_failed(book, tmp_path, sig, code, why):
     proc = infocam_cli(book, tmp_path / "runs", "sleep=120")
@@ -490,6 +495,7 @@ def test_signal_to_a_running_infocam_run_stops_the_kernel_and_marks_the_run_fail
     assert not (folders[0] / runs.OWNER).exists() and not (folders[0] / "results.json").exists()
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_sigkilled_run_is_swept_by_the_next_run(book, tmp_path):
     proc = infocam_cli(book, tmp_path / "runs", "sleep=120")
     try:
@@ -505,6 +511,7 @@ def test_sigkilled_run_is_swept_by_the_next_run(book, tmp_path):
     assert len(names) == 2 and out.name in names and any(n.endswith(".failed") for n in names)
 
 
+@pytest.mark.slow  # starts a Jupyter kernel
 def test_concurrent_runs_of_one_chapter_both_finish(book, tmp_path):
     procs = [infocam_cli(book, tmp_path / "runs", f"seed={s}") for s in (1, 2)]
     outs = [p.communicate(timeout=180) for p in procs]
