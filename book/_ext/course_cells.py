@@ -176,7 +176,8 @@ assert reading10 <= np.log(5) and task10.exact_mi() <= np.log(5)"""),
              "Take the paper's task in $d = 2$ but make the last class ten times rarer than the other four "
              "(priors $\\propto (1, 1, 1, 1, 0.1)$). *Predict*: by how much will the softmax reading miss the "
              "exact MI, and in which direction? And the PC-softmax reading? Train both on the same samples "
-             "and *observe* (held-out estimates, within the chapter's `tol`).",
+             "and *observe* (held-out estimates, within the chapter's `tol`). Chapter 1 asked the same question "
+             "at the optimum: {ref}`the exact answer <ex-theory-rare>`.",
              "Softmax overestimates by about $\\log 5 - H(Y)$ — the gap chapter 1 derived at the optimum; "
              "PC-softmax stays within the tolerance of the exact MI.",
              """import numpy as np
@@ -307,7 +308,7 @@ assert gain_ex["rare digits ten times rarer"] > gain_ex["chapter's split"] > 0""
              "PC-softmax corrects for the prior *while training*. Open question: how much of its gain can you get "
              "*after* training, by predicting $\\arg\\max_y f_y(x) - \\tau \\log p(y)$ with the softmax model of "
              "the previous exercise (rarer split)? Try $\\tau \\in \\{0, 0.5, 1, 1.5, 2\\}$. Which $\\tau$ does "
-             "theory suggest, and why might the best one differ?",
+             "theory suggest (compare {ref}`ex-theory-tau`), and why might the best one differ?",
              "Theory suggests $\\tau = 1$: a softmax model estimates $p(y\\mid x) \\propto p(x\\mid y)p(y)$, and "
              "dividing by $p(y)$ gives the balanced decision rule. The measured curve peaks near $\\tau = 1$; "
              "on a finite sample, an under-fitted model can prefer another $\\tau$.",
