@@ -97,6 +97,11 @@ def test_infocam_train_runs_writes_results_and_resumes(tmp_path, capsys):
     out = tmp_path / "out"
     results = json.loads((out / "results.json").read_text())
     assert len(results["train_loss"]) == 2 and 0 <= results["test_top1"] <= 1
+    assert results["selection_images"] == results["report_images"] == 6
+    for method in ("cam", "infocam"):
+        r = results[method]
+        assert 0 <= r["top1_loc"] <= r["gt_known_loc"] <= 1 and 0 <= r["maxboxacc_v2"] <= 1 and 0 <= r["tau"] < 1
+        assert 0 <= r["original_top1_loc"] <= r["original_gt_known_loc"] <= 1
     assert results["train_images"] == 18 and results["test_images"] == 12 and results["num_classes"] == 3
     assert {"git_commit", "torch", "python"} <= set(results["provenance"])
     assert results["device"].startswith("cpu")
@@ -115,3 +120,38 @@ def test_infocam_train_runs_writes_results_and_resumes(tmp_path, capsys):
     cub_paths[0].unlink()
     assert main(["train", str(path), "--fresh"]) == 2
     assert cub_paths[0].name in capsys.readouterr().err
+
+
+def test_localisation_finds_the_box_a_perfect_map_marks():
+    class Bright(torch.utils.data.Dataset):
+        """32×32 images that are 1 inside their box and 0 elsewhere, all of class 0."""
+
+        def __init__(self):
+            g = torch.Generator().manual_seed(0)
+            self.items = []
+            for _ in range(8):
+                x0, y0 = (int(v) for v in torch.randint(0, 12, (2,), generator=g))
+                x1, y1 = x0 + int(torch.randint(8, 20, (), generator=g)), y0 + int(torch.randint(8, 20, (), generator=g))
+                img = torch.zeros(1, 32, 32)
+                img[:, y0:y1, x0:x1] = 1
+                self.items.append((img, torch.tensor(0), torch.tensor([x0, y0, x1, y1], dtype=torch.float32)))
+
+        def __len__(self):
+            return len(self.items)
+
+        def __getitem__(self, i):
+            return self.items[i]
+
+    class MapNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Identity()
+            self.fc = torch.nn.Linear(1, 2)
+            with torch.no_grad():
+                self.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+                self.fc.bias.zero_()
+
+    out = R.localisation(MapNet(), Bright(), torch.device("cpu"), batch_size=4)
+    assert out["test_top1"] == 1.0 and out["report_images"] == 4
+    assert out["cam"]["gt_known_loc"] == 1.0 and out["cam"]["top1_loc"] == 1.0
+    assert out["cam"]["original_gt_known_loc"] == 1.0
