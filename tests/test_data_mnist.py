@@ -132,3 +132,10 @@ def test_auto_refuses_a_wrong_layout_and_names_the_fallback(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert load_mnist("auto", data_root=empty).source.endswith("auto: no MNIST/ folder under the data root")
+
+
+def test_files_beside_a_correct_layout_are_ignored(tmp_path):
+    raw = _write_mnist(tmp_path)
+    (tmp_path / "MNIST" / "train-images-idx3-ubyte").write_bytes((raw / "train-images-idx3-ubyte").read_bytes())
+    (tmp_path / "mnist").mkdir()  # a case-insensitive twin cannot confuse the folder that is right
+    assert len(load_mnist("auto", data_root=tmp_path)) == 20

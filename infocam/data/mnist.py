@@ -109,9 +109,11 @@ def _check_layout(root: Path) -> None:
     def idx_files(folder: Path) -> list[str]:
         return sorted(p.name for p in folder.iterdir() if p.name.removesuffix(".gz") in stems) if folder.is_dir() else []
 
-    wrong = [(p, p.name) for p in root.iterdir() if p.is_dir() and p.name.lower() == "mnist" and p.name != "MNIST"]
+    if idx_files(root / "MNIST" / "raw"):
+        return  # the expected layout: whatever else lies around is not read
+    wrong = [p for p in root.iterdir() if p.is_dir() and p.name.lower() == "mnist" and p.name != "MNIST"]
     if wrong:
-        raise DataError(f"found {wrong[0][0]}: rename it to {root / 'MNIST'} (the name is case-sensitive); {_LAYOUT}")
+        raise DataError(f"found {wrong[0]}: rename it to {root / 'MNIST'} (the name is case-sensitive); {_LAYOUT}")
     for folder in (root, root / "MNIST"):
         found = idx_files(folder)
         if found:
