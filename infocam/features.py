@@ -9,10 +9,20 @@ each of these once and caches it atomically under :func:`infocam.paths.cache_dir
 
 The forward pass runs on the measured-fastest runtime (``benchmarks/bench_features.py``): on CPU
 the network is exported once to ONNX (cached beside the features, keyed by the weights' hash, the
-input size and the cut) and run with ONNX Runtime, ~6-7x PyTorch eager on 2 threads; features agree
-with eager PyTorch to ~1e-4 (``tests/test_features.py``). PyTorch eager is the fallback and the
-choice on a GPU. The runtime is part of the cache key. JPEG decoding and resizing run in worker
-threads that prefetch the next batches while the current one is computed.
+input size and the cut) and run with ONNX Runtime, 4-7x the images/s of PyTorch eager on 2 threads
+(``channels_last`` ~1.2-1.6x, ``torch.compile`` ~2x); its maps differ from eager PyTorch's by
+~4e-5 (values up to 6; ``tests/test_features.py`` asserts 1e-3). PyTorch eager is the fallback and
+the choice on a GPU. The runtime is part of the cache key. JPEG decoding and resizing run in
+worker threads that prefetch the next batches while the current one is computed.
+
+Chapter 5, for example, reads what ``infocam features`` cached (pass *all* of ``cub.paths`` and
+index afterwards: the path list is part of the cache key)::
+
+    acts = extract_features(BACKBONE, cub.paths, size=CUB_IMAGE_SIZE, cut=CHAPTER5_CUT, cache_key=CUB_CACHE_KEY)
+    frozen, top = split_lite0(copy.deepcopy(load_backbone(BACKBONE).model), CHAPTER5_TRAINABLE_FROM)
+    logits = top(torch.from_numpy(acts[batch]).float())   # top.features(...) -> (B, 1280, 7, 7)
+    maps = extract_features(BACKBONE, tiny.paths, size=TINY_IMAGE_SIZE, spatial=True,
+                            cache_key=TINY_CACHE_KEY, mmap=True)   # 10,000 x 1280 x 7 x 7, 1.25 GB
 
 This is infrastructure: it imports ``infocam.models`` and ``infocam.paths``, never ``infocam.data``.
 """
