@@ -1,18 +1,20 @@
 """Training throughput at 224 px on this CPU: the networks, the image loader, and which one bounds an epoch.
 
-(a) forward + backward + SGD step, images/s, for VGG16-GAP, ResNet-50 (layer4 stride 1) and
-    EfficientNet-Lite0 as the CPU recipe trains it (stages 1–6 frozen, stage 7 + head conv + new fc
-    trained), on batches built beforehand (random weights for the torchvision networks: speed only);
-(b) the image loader alone: :class:`infocam.data.images.ImageDataset` over the CUB training images
-    with the recipe's training transform (decode, resize 256, random crop 224, flip, normalise)
-    through a ``DataLoader`` with ``--workers`` processes, images/s;
-(c) the engine end to end on the same images: :func:`infocam.train.fit` on the Dataset (loader
-    and Lite0 training sharing the cores), images/s, and its ratio to (a) for Lite0 — near 1 means
-    the loader does not bound the epoch.
+(a) forward + backward + SGD step, images/s and CPU-ms per image (process CPU time, both torch
+    threads), for VGG16-GAP, ResNet-50 (layer4 stride 1) and EfficientNet-Lite0 as the CPU recipe
+    trains it (stages 1–6 frozen, stage 7 + head conv + new fc trained), on batches built beforehand
+    (random weights for the torchvision networks: speed only);
+(b) the image loader: :class:`infocam.data.images.ImageDataset` over the CUB training images with
+    the recipe's training transform (decode, resize 256, random crop 224, flip, normalise): CPU-ms
+    per image in this process, and images/s through a ``DataLoader`` with ``--workers`` processes;
+(c) the engine end to end: :func:`infocam.train.fit` on those images (loader workers and Lite0
+    training sharing the cores), images/s, and its ratio to (a) for Lite0 at the same batch size —
+    near 1 means the loader does not bound the epoch.
 
-Medians over ``--repeats`` timed runs after one warm-up. Needs the CUB folder under the data root
-(INFOCAM_DATA) for (b) and (c). No GPU is used (see benchmarks/gpu_check.py for the GPU check).
-Usage: python benchmarks/bench_train.py [--batch 16] [--batches 3] [--repeats 3] [--workers 2]
+CPU-ms per image do not depend on what else runs on the machine; images/s do (the load average is
+printed). Medians over ``--repeats`` timed runs after one warm-up. Needs the CUB folder under the
+data root (INFOCAM_DATA) for (b) and (c). No GPU is used (benchmarks/gpu_check.py is the GPU check).
+Usage: python benchmarks/bench_train.py [--batch 16] [--batches 2] [--repeats 3] [--workers 2]
 """
 
 from __future__ import annotations
@@ -45,21 +47,33 @@ def networks():
             "lite0 (stage7+head)": lambda: Lite0CAM(200, trainable_from="stage7")}
 
 
-def step_rate(make, batch: int, batches: int, repeats: int) -> float:
-    """Median images/s of forward + backward + SGD step on pre-built 224 px batches."""
+def step_rate(make, batch: int, batches: int, repeats: int) -> tuple[float, float]:
+    """Median (images/s, CPU-ms per image) of forward + backward + SGD step on pre-built 224 px batches."""
     net = make().train()
     opt = torch.optim.SGD(parameter_groups(net, 0.01, head_lr_mult=10), lr=0.01, momentum=0.9, nesterov=True)
     x, y = torch.randn(batch, 3, 224, 224), torch.randint(0, 200, (batch,))
-    rates = []
+    rates, cpu = [], []
     for r in range(repeats + 1):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(batches):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(net(x), y).backward()
             opt.step()
         if r:  # the first run warms up
             rates.append(batch * batches / (time.perf_counter() - start))
-    return statistics.median(rates)
+            cpu.append(1000 * (time.process_time() - start_cpu) / (batch * batches))
+    return statistics.median(rates), statistics.median(cpu)
+
+
+def item_cpu_ms(dataset, n: int = 64) -> float:
+    """CPU-ms per item of the Dataset in this process (decode + transform), one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    start = time.process_time()
+    for i in range(n):
+        dataset[i % len(dataset)]
+    torch.set_num_threads(threads)
+    return 1000 * (time.process_time() - start) / n
 
 
 def loader_rate(dataset, batch: int, batches: int, workers: int, repeats: int) -> float:
@@ -92,41 +106,43 @@ def engine_rate(dataset, batch: int, workers: int, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=3, help="batches per timed run")
+    parser.add_argument("--batches", type=int, default=2, help="batches per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--engine-images", type=int, default=256, help="images in the end-to-end epoch of (c)")
+    parser.add_argument("--engine-batches", type=int, default=6, help="batches in the end-to-end epoch of (c)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"CPU: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average "
           f"{os.getloadavg()[0]:.1f}; batch {args.batch}, medians of {args.repeats}")
-    out = {"models": {}}
+    out = {"load_average": os.getloadavg()[0], "batch": args.batch, "models": {}}
     for name, make in networks().items():
-        out["models"][name] = step_rate(make, args.batch, args.batches, args.repeats)
-        print(f"(a) {name:<22} forward+backward+step {out['models'][name]:7.1f} images/s")
+        rate, cpu = step_rate(make, args.batch, args.batches, args.repeats)
+        out["models"][name] = {"images_per_s": rate, "cpu_ms_per_image": cpu}
+        print(f"(a) {name:<22} forward+backward+step {rate:7.2f} images/s, {cpu:7.1f} CPU-ms/image")
     root = find_cub()
     if root is None:
         print("no CUB folder under the data root (INFOCAM_DATA): loader not measured")
-    else:
-        cub = load_cub(root)
-        train = np.flatnonzero(cub.is_train)
-        for kind, norm in (("imagenet", NORMALIZATION["resnet50"]), ("lite0", NORMALIZATION["efficientnet_lite0"])):
-            ds = cub_dataset(cub, train, T.train_transform(224, 256, norm))
-            if kind == "imagenet":
-                out["loader"] = loader_rate(ds, 32, max(4, args.batches * 2), args.workers, args.repeats)
-                print(f"(b) loader, {args.workers} workers, CUB train images     {out['loader']:7.1f} images/s")
-            else:
-                sub = torch.utils.data.Subset(ds, range(min(args.engine_images, len(ds))))
-                out["engine_lite0"] = engine_rate(sub, 32, args.workers, max(1, args.repeats - 1))
-                print(f"(c) fit(Lite0 CPU recipe) on the loader  {out['engine_lite0']:7.1f} images/s")
-        for name, rate in out["models"].items():
-            bound = "the loader" if out["loader"] < rate else "the network"
-            print(f"    epoch of {name}: bounded by {bound} ({min(rate, out['loader']):.1f} images/s)")
-        lite = out["models"]["lite0 (stage7+head)"]
-        print(f"    Lite0 end to end / compute only = {out['engine_lite0'] / lite:.2f} "
-              f"(loader and training share the {os.cpu_count()} cores)")
+        print(json.dumps(out))
+        return
+    cub = load_cub(root)
+    train = np.flatnonzero(cub.is_train)
+    ds = cub_dataset(cub, train, T.train_transform(224, 256, NORMALIZATION["efficientnet_lite0"]))
+    out["loader_cpu_ms_per_image"] = item_cpu_ms(ds)
+    out["loader_images_per_s"] = loader_rate(ds, args.batch, 8, args.workers, args.repeats)
+    print(f"(b) loader: {out['loader_cpu_ms_per_image']:.1f} CPU-ms/image; {args.workers} workers "
+          f"{out['loader_images_per_s']:.1f} images/s")
+    sub = torch.utils.data.Subset(ds, range(min(args.engine_batches * args.batch, len(ds))))
+    out["engine_lite0_images_per_s"] = engine_rate(sub, args.batch, args.workers, max(1, args.repeats - 1))
+    lite = out["models"]["lite0 (stage7+head)"]
+    out["engine_over_compute_lite0"] = out["engine_lite0_images_per_s"] / lite["images_per_s"]
+    print(f"(c) fit(Lite0 CPU recipe) on the loader: {out['engine_lite0_images_per_s']:.2f} images/s = "
+          f"{out['engine_over_compute_lite0']:.2f} × compute only")
+    for name, m in out["models"].items():
+        share = out["loader_cpu_ms_per_image"] / m["cpu_ms_per_image"]
+        bound = "the network" if share < 1 else "the loader"
+        print(f"    epoch of {name}: bounded by {bound} (the loader costs {100 * share:.1f} % of its CPU time per image)")
     print(json.dumps(out))
 
 
