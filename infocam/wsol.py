@@ -241,6 +241,18 @@ def boxes_from_map(heatmap, thresholds, components: str = "largest") -> list[np.
 
 
 # -- all thresholds of a map ---------------------------------------------------------------------
+def _extent_tables(img: np.ndarray):
+    """For every cut-off c = 0..255: first/last row and column holding a pixel > c (python lists)."""
+    levels = np.arange(256)[:, None]
+    out = []
+    for line in (img.max(axis=1), img.max(axis=0)):
+        above = line[None, :] > levels  # (256, n)
+        first = above.argmax(axis=1)
+        last = len(line) - 1 - above[:, ::-1].argmax(axis=1)
+        out += [first.tolist(), (last + 1).tolist()]
+    return out
+
+
 def _map_boxes(img: np.ndarray, cut: np.ndarray):
     """Reference boxes of one uint8 map at non-decreasing cut-offs: (slot, box) of every contour, largest index.
 
@@ -250,26 +262,24 @@ def _map_boxes(img: np.ndarray, cut: np.ndarray):
     columns whose maximum exceeds the cut-off), with the crop's offset added back.
     """
     H, W = img.shape
-    above = img.size - np.cumsum(np.bincount(img.ravel(), minlength=256))  # pixels > c, c = 0..255
-    rowmax, colmax = img.max(axis=1), img.max(axis=0)
-    boxes, slots, largest = [], [], np.zeros(len(cut), dtype=np.int64)
-    prev, offset = None, 0
+    above = (img.size - np.cumsum(np.bincount(img.ravel(), minlength=256))).tolist()  # pixels > c
+    y0s, y1s, x0s, x1s = _extent_tables(img)
+    boxes, slots, largest = [], [], [0] * len(cut)
+    prev_c, found, k, offset = -1, None, 0, 0
     for i, c in enumerate(cut.tolist()):
-        if prev is not None and above[c] == above[prev[0]]:
-            found, k = prev[1], prev[2]
-        elif above[c] == 0:
-            found, k = [[0, 0, 0, 0]], 0
-        else:
-            rows, cols = np.flatnonzero(rowmax > c), np.flatnonzero(colmax > c)
-            y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-            _, mask = cv2.threshold(img[y0:y1, x0:x1], c, 255, cv2.THRESH_BINARY)
-            found, k = _opencv_boxes(mask, offset=(int(x0), int(y0)), shape=(H, W))
-        prev = (c, found, k)
+        if found is None or above[c] != above[prev_c]:
+            if above[c] == 0:
+                found, k = [[0, 0, 0, 0]], 0
+            else:
+                y0, y1, x0, x1 = y0s[c], y1s[c], x0s[c], x1s[c]
+                _, mask = cv2.threshold(img[y0:y1, x0:x1], c, 255, cv2.THRESH_BINARY)
+                found, k = _opencv_boxes(mask, offset=(x0, y0), shape=(H, W))
+        prev_c = c
         largest[i] = offset + k
         offset += len(found)
         boxes += found
         slots += [i] * len(found)
-    return np.array(slots), np.array(boxes, dtype=np.float64), largest
+    return np.array(slots), np.array(boxes, dtype=np.float64), np.array(largest)
 
 
 def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
