@@ -261,7 +261,7 @@ from infocam import information
 from infocam.data import load_mnist
 from infocam.data.imbalance import mnist_imbalanced
 
-split_ex = mnist_imbalanced(load_mnist(mnist_source, data_root=data_root or None))
+split_ex = mnist_imbalanced(load_mnist(mnist_source, data_root=data_root))
 H_split = information.entropy(split_ex.priors)
 print(f"training counts {split_ex.train_counts.tolist()}: H(Y) = {H_split:.4f} nats, "
       f"log 10 − H(Y) = {np.log(10) - H_split:.4f} of log 10 = {np.log(10):.4f}")
@@ -279,7 +279,7 @@ from infocam.data.imbalance import mnist_imbalanced
 from infocam.losses import get_loss, label_priors
 from infocam.train import fit, per_class_accuracy, predict_logits
 
-split_ex = mnist_imbalanced(load_mnist(mnist_source, data_root=data_root or None))
+split_ex = mnist_imbalanced(load_mnist(mnist_source, data_root=data_root))
 pixels = lambda images: torch.from_numpy(images.reshape(len(images), -1)).float() / 255  # noqa: E731
 rare_digit = np.isin(split_ex.y_train, np.flatnonzero(split_ex.train_counts < split_ex.train_counts.max()))
 keep_ex = ~rare_digit | (np.random.default_rng(seed).random(len(rare_digit)) < 0.1)
