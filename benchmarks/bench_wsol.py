@@ -1,4 +1,4 @@
-"""MaxBoxAcc and MaxBoxAccV2 over many maps × 100 thresholds: ``wsol`` one pass vs the plain OpenCV loop.
+"""MaxBoxAcc and MaxBoxAccV2 over many maps × 100 thresholds: ``wsol.iou_curves`` vs the plain OpenCV loop.
 
 The reference is the plain loop of wsolevaluation's rules, run in the same process: for every map
 and every τ, ``cv2.threshold`` + ``cv2.findContours`` on the full image, every contour's box and
@@ -58,7 +58,7 @@ def plain_loop(maps, gt, thresholds):
     return largest, best
 
 
-def one_pass(maps, gt, thresholds):
+def wsol_curves(maps, gt, thresholds):
     return wsol._curves(maps, gt, thresholds)
 
 
@@ -108,18 +108,18 @@ def main():
     cv2.setNumThreads(1)
     t = wsol.default_thresholds(0.01)
     print(f"{len(t)} thresholds, median of {args.repeats}, OpenCV {cv2.__version__}, one thread per process")
-    print(f"{'size':>6}{'maps':>6}{'workers':>8}{'plain (s)':>11}{'one pass (s)':>14}{'ratio':>7}"
+    print(f"{'size':>6}{'maps':>6}{'workers':>8}{'plain (s)':>11}{'wsol (s)':>14}{'ratio':>7}"
           f"{'MaxBoxAcc':>11}{'MaxBoxAccV2':>13}  identical")
     for size, n in zip(args.sizes, args.maps):
         maps, gt = make_maps(n, size), make_gt(n, size)
-        one_pass(maps[:2], gt[:2], t)  # warm imports
+        wsol_curves(maps[:2], gt[:2], t)  # warm imports
         for workers in args.workers:
             if workers == 1:
                 t_ref, ref = timed(lambda: plain_loop(maps, gt, t), args.repeats)
-                t_new, new = timed(lambda: one_pass(maps, gt, t), args.repeats)
+                t_new, new = timed(lambda: wsol_curves(maps, gt, t), args.repeats)
             else:
                 t_ref, ref = timed(lambda: in_workers(plain_loop, maps, gt, t, workers), args.repeats)
-                t_new, new = timed(lambda: in_workers(one_pass, maps, gt, t, workers), args.repeats)
+                t_new, new = timed(lambda: in_workers(wsol_curves, maps, gt, t, workers), args.repeats)
             same = all(np.array_equal(a, b) for a, b in zip(ref, new))
             acc, v2 = wsol.max_box_acc(new[0]), wsol.max_box_acc_v2(new[1])
             if (acc, v2) != (wsol.max_box_acc(ref[0]), wsol.max_box_acc_v2(ref[1])):

@@ -29,7 +29,7 @@ test split reports GT-known Loc and Top-1 Loc at that τ, and MaxBoxAcc / MaxBox
 
 ``"original"`` — the paper's code (Qin, Kim & Gedeon): the same map → box rules at one fixed
 τ = 0.2 of the map's maximum (``ORIGINAL_TAU``), GT-known and Top-1 Loc with the ``+1`` IoU, no
-validation split; ``running_average=True`` reports the accuracy as its running average over
+validation split; ``running_average=<batch size>`` reports the accuracy as a running average over
 batches (each batch's mean weighted equally, :func:`batch_running_average`).
 
 Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as the plain loop
@@ -37,7 +37,8 @@ Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as
 ``findContours`` per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous
 one reuses its contours; ``findContours`` runs on the mask cropped to its extent; IoUs are computed
 in one vectorised step per map. Tests check equality with the plain loop on random maps, holes,
-ties, border-touching regions, constant and non-square maps; benchmarks/bench_wsol.py times it.
+ties, border-touching regions, constant and non-square maps. The pixel work of ``findContours``
+dominates, so this is about as fast as the plain loop, not faster (benchmarks/bench_wsol.py).
 
 Input checks (one ValueError before any work): thresholds outside [0, 1), δ outside (0, 1],
 ground-truth boxes with x1 < x0, y1 < y0 or negative coordinates, NaN or ±inf in a map (named
