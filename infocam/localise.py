@@ -305,13 +305,18 @@ def original_protocol(maps: dict, rep, boxes: np.ndarray, correct: np.ndarray, i
 def paper_results(runs_folder, recipe_names) -> pd.DataFrame:
     """One row per paper recipe, filled from the ``results.json`` files under ``runs_folder``.
 
+    A relative ``runs_folder`` that is not a folder here is taken from the repository root.
     ``infocam train <recipe>`` writes ``results.json`` with the recipe and its test top-1
     classification accuracy; a localisation score is taken from a file whose ``metrics`` hold
     ``top1_loc`` for that recipe. Anything not found says "not run" — never a number we did not
     measure. Beside it, the paper's best infoCAM Top-1 Loc on the recipe's dataset.
     """
+    from infocam.runs import REPO
+
     found: dict = {}
     root = Path(runs_folder).expanduser() if runs_folder else None
+    if root is not None and not root.is_absolute() and not root.is_dir():
+        root = REPO / root  # chapters run with the book folder as cwd; runs/train lives at the top
     if root is not None and root.is_dir():
         for path in sorted(root.rglob("results.json")):
             try:
