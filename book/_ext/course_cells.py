@@ -364,8 +364,8 @@ assert torch.allclose(maps_ex.mean((1, 2)), rhs_ex, atol=1e-4)"""),
              "*Observe* on (up to four hundred of) the chapter's cluttered test canvases.",
              "Once the window is wider than the object, every box grows to the window's size and IoU with the "
              "digit's tight box collapses. A window helps only while it is smaller than the object (here the "
-             "stroke map is already compact, so even small windows cost a little); on a 7×7 grid of a "
-             "pretrained network the same 3×3 window already covers much of a bird.",
+             "stroke map is already compact, so even small windows cost a little); on the $7\\times7$ grid "
+             "of a pretrained network a $3\\times3$ window already covers much of a bird.",
              """import numpy as np
 import torch
 import torch.nn.functional as F
