@@ -185,6 +185,25 @@ def finetune_lite0(acts, labels, num_classes: int, *, trainable_from: str = "hea
     return top.cpu().eval()
 
 
+def finetune_head(pooled: torch.Tensor, labels, weight: torch.Tensor, bias: torch.Tensor, *, epochs: int = 10,
+                  lr: float = 0.01, batch_size: int = 128, weight_decay: float = 1e-4, seed: int = 0,
+                  device="cpu") -> nn.Linear:
+    """A linear head started from ``weight``/``bias`` (e.g. :func:`restricted_head`) and trained on
+    pooled features (SGD, Nesterov momentum 0.9, cosine schedule): the restricted ImageNet head
+    after training on a dataset's own images. Used in chapter 5 (Tiny-ImageNet's training images)."""
+    from infocam.train import fit
+
+    torch.manual_seed(seed)
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(bias)
+    fit(head, torch.as_tensor(pooled).float(), torch.as_tensor(np.asarray(labels)).long(), F.cross_entropy,
+        epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay,
+        optimizer="sgd", schedule="cosine", seed=seed, device=device, desc=f"head seed {seed}")
+    return head.cpu().eval()
+
+
 def restricted_head(wnids, image_size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of the pretrained Lite0's 1,000-way head for a dataset's ImageNet classes: (K, 1280), (K,).
 
@@ -346,5 +365,5 @@ def paper_results(runs_folder, recipe_names) -> pd.DataFrame:
 __all__ = [
     "CENTRE", "Method", "PAPER_TOP1_LOC", "collect_maps", "feature_batches", "finetune_lite0", "methods",
     "original_protocol", "paper_results", "restricted_head", "score_maps", "snapshot", "advance", "cub_boxes",
-    "cub_fixture", "frozen_top", "linear_probe", "maps_and_correct", "pooled_features", "show",
+    "cub_fixture", "finetune_head", "frozen_top", "linear_probe", "maps_and_correct", "pooled_features", "show",
 ]

@@ -133,3 +133,15 @@ def test_paper_results_say_not_run_and_read_train_results(tmp_path):
     assert table.loc["vgg16_gap-cub", "ours: top-1 accuracy"] == 75.12
     assert table.loc["vgg16_gap-cub", "ours: Top-1 Loc"] == "not run"
     assert table.loc["resnet50-tiny_imagenet", "ours: top-1 accuracy"] == "not run"
+
+
+def test_finetune_head_starts_from_the_given_rows_and_learns():
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(200, 6, generator=g)
+    y = X[:, :3].argmax(1).numpy()
+    W0, b0 = torch.zeros(3, 6), torch.zeros(3)
+    head = localise.finetune_head(X, y, W0, b0, epochs=20, batch_size=32, lr=0.1)
+    assert (head(X).argmax(1).numpy() == y).mean() > 0.9
+    W1 = torch.eye(3, 6) * 5
+    untrained = localise.finetune_head(X, y, W1, b0, epochs=1, lr=1e-9)
+    assert torch.allclose(untrained.weight, W1, atol=1e-6)
