@@ -37,12 +37,16 @@ def progress(iterable=None, **kwargs):
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
 
-    A reader never sees a half-written file, and a crash leaves the old file (or none).
+    A reader never sees a half-written file, and a crash leaves the old file (or none). The file
+    gets the permissions an ordinary ``open`` would give (mkstemp's are owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)

@@ -123,15 +123,18 @@ def test_cub_fixture_halves_and_boxes(tmp_path):
 def test_paper_results_say_not_run_and_read_train_results(tmp_path):
     names = ["vgg16_gap-cub", "resnet50-tiny_imagenet"]
     empty = localise.paper_results("", names)
-    assert (empty["ours: top-1 accuracy"] == "not run").all() and (empty["ours: Top-1 Loc"] == "not run").all()
+    for column in ("ours: top-1 accuracy", "ours: CAM Top-1 Loc", "ours: infoCAM Top-1 Loc"):
+        assert (empty[column] == "not run").all()
     assert empty.loc["resnet50-tiny_imagenet", "paper: best infoCAM Top-1 Loc on the dataset"] == 43.34
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "results.json").write_text(json.dumps({"recipe": {"name": "vgg16_gap-cub"}, "test_top1": 0.7512}))
+    (tmp_path / "a" / "results.json").write_text(json.dumps(
+        {"recipe": {"name": "vgg16_gap-cub"}, "test_top1": 0.7512, "cam": {"top1_loc": 0.4321}}))
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "results.json").write_text("{broken")
     table = localise.paper_results(tmp_path, names)
     assert table.loc["vgg16_gap-cub", "ours: top-1 accuracy"] == 75.12
-    assert table.loc["vgg16_gap-cub", "ours: Top-1 Loc"] == "not run"
+    assert table.loc["vgg16_gap-cub", "ours: CAM Top-1 Loc"] == 43.21
+    assert table.loc["vgg16_gap-cub", "ours: infoCAM Top-1 Loc"] == "not run"
     assert table.loc["resnet50-tiny_imagenet", "ours: top-1 accuracy"] == "not run"
 
 

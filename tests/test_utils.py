@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -36,3 +37,12 @@ def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
     atomic_write_text(path, "second")
     assert path.read_text() == "second"
     assert [p.name for p in path.parent.iterdir()] == ["out.txt"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
