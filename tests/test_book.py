@@ -76,7 +76,7 @@ def test_exercise_labels_are_unique_across_the_book():
 
 
 def test_every_chapter_has_course_cells():
-    assert set(runs.chapters()) <= set(course_cells.CHAPTERS) | {"05_trained_wsol"}
+    assert set(runs.chapters()) <= set(course_cells.CHAPTERS)
 
 
 def _bound_names(tree: ast.AST) -> set[str]:

@@ -403,6 +403,85 @@ assert abs(centre_ex["same"] - 24) < abs(centre_ex["faithful"] - 24)
 assert abs(centre_ex["faithful"] - 112) < abs(centre_ex["same"] - 112)"""),
         ],
     },
+    "05_trained_wsol": {
+        "goals": [
+            "fine-tune the last stage of a pretrained network and compare its CAM and infoCAM boxes with a frozen probe's;",
+            "use a network-free centre prior as the baseline every localisation map must beat;",
+            "choose the threshold τ on held-out images and report scores on images not used for any choice;",
+            "name the differences between the paper's evaluation code and the reference evaluator, and measure each.",
+        ],
+        "prerequisites": ("{doc}`04_infocam` (CAM, infoCAM, boxes and localisation metrics) and {doc}`03_imbalanced` "
+                          "(probes on frozen features). Maths: intersection over union, averages of ratios versus "
+                          "ratios of totals; fine-tuning with a larger learning rate on the head."),
+        "exercises": [
+            ("ex-trained-misread", "A perfect localiser against misread boxes",
+             "The original code reads Tiny-ImageNet's corner boxes $(x_0, y_0, x_1, y_1)$ as $(x, y, w, h)$. "
+             "*Predict*: if a method returned exactly the true box for every validation image, what fraction would "
+             "it localise (IoU ≥ 0.5) against the misread boxes? *Observe* with "
+             "`infocam.data.tiny_imagenet.as_xywh_misread` and `infocam.wsol.iou`.",
+             "Not all of them: the misread box is the true box grown by its own top-left offset, so an object away "
+             "from the top-left corner gets a box that is too large, and a sizeable share of perfect boxes fails. "
+             "The misreading penalises good localisers and favours boxes that spread towards the bottom-right.",
+             """import tempfile
+from pathlib import Path
+
+import numpy as np
+from infocam import wsol
+from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture
+
+tiny_root_ex = find_tiny_imagenet(data_root) or make_fixture(Path(tempfile.mkdtemp(prefix="infocam-ex-")))
+true_boxes_ex = load_tiny_imagenet(tiny_root_ex).boxes
+iou_misread = wsol.iou(true_boxes_ex, as_xywh_misread(true_boxes_ex))
+print(f"{len(true_boxes_ex)} validation boxes: mean IoU of the true box with its misreading {iou_misread.mean():.3f}; "
+      f"a perfect localiser scores {100 * (iou_misread >= 0.5).mean():.1f} % GT-known Loc against them")
+assert (iou_misread <= 1 + 1e-12).all() and (iou_misread >= 0.5).mean() < 1"""),
+            ("ex-trained-running", "An average of batch accuracies",
+             "The original code reports the running average of per-batch accuracies. Take a test set of "
+             "`running_batch` × 10 hits followed by 3 misses, so that the last batch holds only the misses. "
+             "*Predict* both the overall accuracy and the average of the batch accuracies, then *observe* with "
+             "`infocam.wsol.batch_running_average`. When do the two agree?",
+             "The overall accuracy is $10B/(10B+3)$, close to one; the average of the batch rates is $10/11$, because "
+             "the three-image batch weighs as much as a full one. They agree when every batch has the same size "
+             "(or the same accuracy).",
+             """import numpy as np
+from infocam import wsol
+
+hits_ex = np.r_[np.ones(10 * running_batch), np.zeros(3)]
+overall_ex, running_ex = hits_ex.mean(), wsol.batch_running_average(hits_ex, running_batch)
+print(f"overall accuracy {overall_ex:.4f}; running average of batch accuracies {running_ex:.4f}")
+assert abs(running_ex - 10 / 11) < 1e-12 and abs(overall_ex - 10 * running_batch / (10 * running_batch + 3)) < 1e-12
+assert abs(wsol.batch_running_average(hits_ex[: 10 * running_batch], running_batch) - 1.0) < 1e-12"""),
+            ("ex-trained-centre", "Where are the objects?",
+             "A map that ignores the image — the same centred Gaussian for every image, `infocam.wsol.centre_prior` — "
+             "is the chapter's baseline. *Predict*: on Tiny-ImageNet's validation boxes, does the centred Gaussian "
+             "localise more images (MaxBoxAcc, IoU ≥ 0.5) than the same Gaussian moved towards a corner? How many "
+             "images does the whole-image box alone localise? Open question: what would a dataset have to look like "
+             "for the centre prior to fail, and why should a paper report it?",
+             "The centred Gaussian localises more, but by less than one might guess: Tiny-ImageNet's boxes are large "
+             "(the whole-image box alone reaches $\\mathrm{IoU} \\ge 0.5$ on a good share of images) and centred, because the "
+             "images are crops around the object. A dataset of small, off-centre objects would defeat the prior; "
+             "without such a baseline a score cannot tell whether a map looks at the object.",
+             """import tempfile
+from pathlib import Path
+
+import numpy as np
+from infocam import wsol
+from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet, make_fixture
+
+tiny_root_ex = find_tiny_imagenet(data_root) or make_fixture(Path(tempfile.mkdtemp(prefix="infocam-ex-")))
+prior_boxes_ex = load_tiny_imagenet(tiny_root_ex).boxes[: min(tiny_limit or 10**9, 1000)]
+centred_ex = wsol.centre_prior(len(prior_boxes_ex), 64, 64)
+gy, gx = np.mgrid[0:64, 0:64]
+corner_ex = np.exp(-((gy - 12) ** 2 + (gx - 12) ** 2) / (2 * 16.0**2))[None].repeat(len(prior_boxes_ex), 0)  # same width
+taus_ex = wsol.default_thresholds(threshold_step)
+prior_acc = {name: wsol.max_box_acc(wsol.iou_curves(maps, prior_boxes_ex, taus_ex))
+             for name, maps in (("centred", centred_ex), ("corner", corner_ex))}
+whole_image = float((wsol.iou(np.array([0, 0, 63, 63]), prior_boxes_ex) >= 0.5).mean())
+print({name: f"{100 * a:.1f} % MaxBoxAcc" for name, a in prior_acc.items()},
+      f"| the whole-image box alone: {100 * whole_image:.1f} % (of {len(prior_boxes_ex)} images)")
+assert prior_acc["centred"] > prior_acc["corner"]"""),
+        ],
+    },
 }
 
 
