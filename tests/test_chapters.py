@@ -113,17 +113,7 @@ def test_typed_numbers_finds_results_and_skips_the_rest():
 
 
 _PAGES = sorted(runs.BOOK.glob("*.ipynb")) + sorted(runs.BOOK.glob("*.md"))
-_NOT_YET = {  # pages other helpers are rewriting (issue 14): expected to pass once they land
-    "04_infocam": "chapter 4 is being rewritten to glue its numbers",
-    "05_trained_wsol": "chapter 5 is being written",
-}
-
-
-@pytest.mark.parametrize(
-    "page",
-    [pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=False, reason=_NOT_YET[p.stem]))
-     if p.stem in _NOT_YET else pytest.param(p, id=p.stem) for p in _PAGES],
-)
+@pytest.mark.parametrize("page", _PAGES, ids=[p.stem for p in _PAGES])
 def test_no_typed_result_numbers_in_prose(page):
     allowed = PAPER_RESULTS | ALLOWED.get(page.stem, set())
     offenders = [(i, n) for i, md in enumerate(_markdown_cells(page)) for n in typed_numbers(md) if n not in allowed]
