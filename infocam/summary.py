@@ -7,8 +7,9 @@ those files and fills one row per claim from them, so the table cannot drift fro
 The mapping claim → (chapter, metric keys, paper number) is :data:`CLAIMS`; each claim's reader
 names the keys it reads. Verdicts, in words:
 
-* **reproduced**: the paper's claim holds here at the paper's setting, or it is a directional
-  claim for which the paper gives no number and the direction holds on every reading;
+* **reproduced**: the paper's claim holds here at the paper's setting (the MI claims, whose ground
+  truth is exact), or it is a directional claim for which the paper gives no number and the
+  direction holds;
 * **reproduced in direction only**: the effect has the paper's sign, but our setting (data scale,
   backbone, training) differs, so our number is not comparable with the paper's;
 * **not reproduced**: the effect has the wrong sign (or misses the claimed value);
@@ -186,15 +187,17 @@ def read_rq3_cluttered(metrics: dict) -> Reading:
 
 
 def _top1_reading(rows: dict, sds: dict, paper: float, scale: str, seeds: str) -> Reading:
+    """infoCAM (its best row) against CAM on Top-1 Loc. None of the book's networks is the paper's
+    (VGG16-GAP / ResNet-50 trained on the dataset), so a number near the paper's is a coincidence of
+    settings, not a reproduction: the verdict is at best "in direction only"."""
     best = _best_infocam(rows, "top1_loc")
     cam, info = rows["CAM"]["top1_loc"], rows[best]["top1_loc"]
     sd = lambda n: sds.get(n, {}).get("top1_loc")  # noqa: E731
-    close = abs(100 * info - paper) <= 2.0
-    verdict = ("reproduced" if close and info > cam else
-               "reproduced in direction only" if info > cam else "not reproduced")
     return Reading(ours=f"Top-1 Loc {best} {pm(info, sd(best), 100)} % vs CAM {pm(cam, sd('CAM'), 100)} %",
-                   seeds=seeds, scale=scale, verdict=verdict,
-                   note=f"paper {paper} %; within 2 points (and above CAM) counts as reproduced")
+                   seeds=seeds, scale=scale,
+                   verdict="reproduced in direction only" if info > cam else "not reproduced",
+                   note=f"paper {paper} % with its own networks; ours uses another backbone, so only the "
+                        "direction (infoCAM above CAM) is compared")
 
 
 def read_rq3_frozen_birds(metrics: dict) -> Reading:

@@ -84,10 +84,11 @@ def test_wrong_direction_and_missing_keys_are_said(tmp_path):
     assert cub["verdict"] == summary.NOT_RUN and "recorded no 'cub'" in cub["note"]
 
 
-def test_top1_close_to_the_paper_counts_as_reproduced():
-    rows = {"CAM": {"top1_loc": 0.40}, "infoCAM mean-others k=4": {"top1_loc": 0.5483}}
-    table = summary.reproduction_table({"05_trained_wsol": {"cub": rows, "tiny": {**rows, "infoCAM mean-others k=4": {"top1_loc": 0.30}}}})
-    assert row(table, "infoCAM on CUB birds, trained")["verdict"] == "reproduced"
+def test_localisation_with_another_backbone_is_at_best_direction_only():
+    rows = {"CAM": {"top1_loc": 0.40}, "infoCAM mean-others k=4": {"top1_loc": 0.5583}}  # the paper's number exactly
+    tiny = {**rows, "infoCAM mean-others k=4": {"top1_loc": 0.30}}
+    table = summary.reproduction_table({"05_trained_wsol": {"cub": rows, "tiny": tiny}})
+    assert row(table, "infoCAM on CUB birds, trained")["verdict"] == "reproduced in direction only"
     assert row(table, "infoCAM on Tiny")["verdict"] == "not reproduced"
 
 
