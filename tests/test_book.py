@@ -23,7 +23,6 @@ from infocam import editions, runs
 
 sys.path.insert(0, str(runs.BOOK / "_ext"))
 import course  # noqa: E402
-import course_cells  # noqa: E402
 
 JB = Path(sys.executable).with_name("jupyter-book")
 VENDORED_MATHJAX = runs.REPO / ".vendor" / "static" / "mathjax" / "tex-svg.js"
@@ -38,45 +37,61 @@ def source(cell: dict) -> str:
 
 
 # -- exercises and learning goals in the chapters -------------------------------------------------------
+# The chapters are the one source of their exercises: these tests read them from the notebooks.
+
+_EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n:label: (\S+)")
+_SOLUTION_START = re.compile(r"\{solution-start\}\s+(\S+)")
 
 
-@pytest.mark.parametrize("chapter", sorted(course_cells.CHAPTERS))
-def test_course_cells_are_in_place(chapter):
-    """Goals right after the title, exercises at the end, exactly as course_cells.py writes them."""
+def exercises(chapter: str) -> dict:
+    """``{label: {"text", "solution", "code"}}`` of a chapter's exercises, in order; also checks that
+    nothing but exercises and solutions follows the chapter's "## Exercises" heading."""
     cells = notebook(chapter)["cells"]
-    top, end = course_cells.course_cells(chapter)
-    ids = [c.get("id") for c in cells]
-    assert ids[1 : 1 + len(top)] == [c["id"] for c in top], f"{chapter}: run `python book/_ext/course_cells.py {chapter}`"
-    placed = [c for c in cells if str(c.get("id", "")).startswith(course_cells.PREFIX)]
-    assert [source(c) for c in placed] == [source(c) for c in top + end], f"{chapter}: course cells differ from course_cells.py"
-    last_own = max(i for i, c in enumerate(cells) if not str(c.get("id", "")).startswith(course_cells.PREFIX))
-    first_exercise = ids.index(end[0]["id"])
-    assert first_exercise > last_own, f"{chapter}: cells were added after the exercises; re-place them at the end"
+    heading = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and source(c).startswith("## Exercises")]
+    assert len(heading) == 1, f"{chapter}: one '## Exercises' section at the end"
+    found, current = {}, None
+    for cell in cells[heading[0] + 1 :]:
+        text = source(cell)
+        if cell["cell_type"] == "code":
+            assert current is not None, f"{chapter}: a code cell after the exercises that is not a solution: {text[:60]!r}"
+            found[current]["code"] += text + "\n"
+        elif (m := _EXERCISE.search(text)) is not None:
+            found[m.group(1)] = {"text": text, "solution": "", "code": ""}
+        elif (m := _SOLUTION_START.search(text)) is not None:
+            assert m.group(1) in found, f"{chapter}: solution of an unknown exercise {m.group(1)!r}"
+            current = m.group(1)
+            found[current]["solution"] = text
+        elif "{solution-end}" in text:
+            current = None
+        else:
+            pytest.fail(f"{chapter}: a cell after the exercises that is neither an exercise nor a solution: {text[:60]!r}")
+    assert current is None, f"{chapter}: a solution-start without its solution-end"
+    return found
 
 
-@pytest.mark.parametrize("chapter", sorted(course_cells.CHAPTERS))
+@pytest.mark.parametrize("chapter", runs.chapters())
+def test_learning_goals_and_prerequisites_open_every_chapter(chapter):
+    goals = source(notebook(chapter)["cells"][1])
+    assert "{admonition} Learning goals" in goals and "**Prerequisites.**" in goals
+    assert 3 <= sum(line.startswith("- ") for line in goals.splitlines()) <= 4
+    assert chapter == "01_theory" or "{doc}" in goals, "name the chapters to read first"
+
+
+@pytest.mark.parametrize("chapter", runs.chapters())
 def test_exercises_are_graded_and_solved_by_asserting_code(chapter):
-    spec = course_cells.CHAPTERS[chapter]
-    assert 3 <= len(spec["exercises"]) <= 5
-    assert 3 <= len(spec["goals"]) <= 4
-    assert chapter == "01_theory" or "{doc}" in spec["prerequisites"], "name the chapters to read first"
-    texts = " ".join(e[2] for e in spec["exercises"])
-    assert "*Predict*" in texts and "*observe*" in texts.lower(), "one exercise must ask to predict, then observe"
-    for label, _title, _text, _sol, code in spec["exercises"]:
-        assert label.startswith("ex-") and "\nassert " in code, f"{label}: a solution asserts its answer"
-    assert all("from infocam" in e[4] for e in spec["exercises"][:-1]), "solutions call infocam"
-    _, end = course_cells.course_cells(chapter)
-    starts = [source(c) for c in end if "{solution-start}" in source(c)]
-    assert len(starts) == len(spec["exercises"]) == sum("{solution-end}" in source(c) for c in end)
+    found = exercises(chapter)
+    assert 3 <= len(found) <= 5
+    assert any("*Predict*" in e["text"] and "observe" in e["text"].lower() for e in found.values()), \
+        "one exercise must ask to predict, then observe"
+    for label, e in found.items():
+        assert label.startswith("ex-") and e["solution"], f"{label}: every exercise has a solution"
+        assert "\nassert " in "\n" + e["code"], f"{label}: a solution asserts its answer"
+    assert sum("from infocam" in e["code"] for e in found.values()) >= len(found) - 1, "solutions call infocam"
 
 
 def test_exercise_labels_are_unique_across_the_book():
-    labels = [e[0] for spec in course_cells.CHAPTERS.values() for e in spec["exercises"]]
+    labels = [label for chapter in runs.chapters() for label in exercises(chapter)]
     assert len(labels) == len(set(labels))
-
-
-def test_every_chapter_has_course_cells():
-    assert set(runs.chapters()) <= set(course_cells.CHAPTERS)
 
 
 def _bound_names(tree: ast.AST) -> set[str]:
@@ -93,13 +108,13 @@ def _bound_names(tree: ast.AST) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("chapter", sorted(course_cells.CHAPTERS))
+@pytest.mark.parametrize("chapter", runs.chapters())
 def test_solutions_use_only_parameters_and_their_own_names(chapter):
     """Chapters change under the exercises: a solution may read the parameters, its own names and
     earlier solutions' names, never a chapter variable."""
     known = set(runs.parameters_cell(runs.BOOK / f"{chapter}.ipynb")) | set(dir(builtins))
-    for label, *_, code in course_cells.CHAPTERS[chapter]["exercises"]:
-        tree = ast.parse(code)
+    for label, e in exercises(chapter).items():
+        tree = ast.parse(e["code"])
         known |= _bound_names(tree)
         loads = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         assert loads <= known, f"{label} reads chapter variables {sorted(loads - known)}"
@@ -113,12 +128,12 @@ EXERCISE_NB = {
         {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
          "source": ["n = 3\n"]},
         {"cell_type": "markdown", "id": "e", "metadata": {},
-         "source": course_cells.exercise("ex-tiny", "Square", "Compute $n^2$; see {numref}`ex-tiny`.")},
+         "source": "```{exercise} Square\n:label: ex-tiny\n\nCompute $n^2$; see {numref}`ex-tiny`.\n```"},
         {"cell_type": "markdown", "id": "s", "metadata": {},
-         "source": course_cells.solution_start("ex-tiny", "SOLUTION-TEXT-MARKER")},
+         "source": "````{solution-start} ex-tiny\n:class: dropdown\n````\n\nSOLUTION-TEXT-MARKER"},
         {"cell_type": "code", "id": "c", "metadata": {}, "execution_count": None, "outputs": [],
          "source": ["square = n ** 2  # SOLUTION-CODE-MARKER\n", "assert square == 9\n", "print('ANSWER', square)\n"]},
-        {"cell_type": "markdown", "id": "z", "metadata": {}, "source": course_cells.SOLUTION_END},
+        {"cell_type": "markdown", "id": "z", "metadata": {}, "source": "````{solution-end}\n````"},
     ],
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
                  "language_info": {"name": "python"}},
