@@ -127,6 +127,8 @@ EXERCISE_NB = {
         {"cell_type": "markdown", "id": "t", "metadata": {}, "source": ["# Tiny chapter\n"]},
         {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "execution_count": None, "outputs": [],
          "source": ["n = 3\n"]},
+        {"cell_type": "code", "id": "h", "metadata": {"tags": ["hide-input"]}, "execution_count": None, "outputs": [],
+         "source": ["print('a hidden-input cell, as the chapters have')\n"]},
         {"cell_type": "markdown", "id": "e", "metadata": {},
          "source": "```{exercise} Square\n:label: ex-tiny\n\nCompute $n^2$; see {numref}`ex-tiny`.\n```"},
         {"cell_type": "markdown", "id": "s", "metadata": {},

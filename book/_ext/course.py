@@ -7,6 +7,9 @@
 * Chapters' metrics reach the summary page: before a document is read (and its notebook
   executed), ``INFOCAM_CHAPTER`` is set to its name, so the kernel's ``infocam.runs.record``
   writes ``$INFOCAM_METRICS_DIR/<chapter>.json`` (the Makefile sets the folder).
+* The printable single page gets every HTML node handler: Sphinx gives a ``singlehtml`` translator
+  only the handlers registered under that builder's name once any extension registers one, so
+  nodes registered for ``html`` alone (myst-nb's hidden-cell node) would fail to render.
 * ``book/summary`` is re-read on every build: it tabulates the metrics the chapters wrote in this
   build, which change without its source changing (its notebook metadata forces re-execution).
 """
@@ -43,10 +46,19 @@ def _always_reread(app, env, added, changed, removed):
     return [doc for doc in ALWAYS_REREAD if doc in env.found_docs and doc not in changed]
 
 
+def _html_handlers_for_singlehtml(app):
+    if app.builder.name == "singlehtml":
+        handlers = app.registry.translation_handlers
+        single = handlers.setdefault("singlehtml", {})
+        for node, pair in handlers.get("html", {}).items():
+            single.setdefault(node, pair)
+
+
 def setup(app):
     app.setup_extension("sphinx_exercise")
     app.add_config_value("student_edition", False, "env")
     app.add_transform(DropSolutions)
     app.connect("source-read", _name_the_chapter)
     app.connect("env-get-outdated", _always_reread)
+    app.connect("builder-inited", _html_handlers_for_singlehtml)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
