@@ -92,6 +92,19 @@ def test_localisation_with_another_backbone_is_at_best_direction_only():
     assert row(table, "infoCAM on Tiny")["verdict"] == "not reproduced"
 
 
+def test_a_lead_inside_the_noise_is_not_a_reproduction():
+    rows = {"CAM": {"top1_loc": 0.428}, "infoCAM mean-others k=3": {"top1_loc": 0.4306}}
+    table = summary.reproduction_table({"05_trained_wsol": {"tiny": rows, "tiny_report_images": 5000}})
+    tiny = row(table, "infoCAM on Tiny")
+    assert tiny["verdict"] == "not reproduced" and "within twice its noise" in tiny["note"]
+    far = {**rows, "infoCAM mean-others k=3": {"top1_loc": 0.46}}
+    table = summary.reproduction_table({"05_trained_wsol": {"tiny": far, "tiny_report_images": 5000}})
+    assert row(table, "infoCAM on Tiny")["verdict"] == "reproduced in direction only"
+    seeds = {"cub": {"CAM": {"top1_loc": 0.40}, "infoCAM least-likely k=1": {"top1_loc": 0.41}},
+             "cub_sd": {"CAM": {"top1_loc": 0.01}, "infoCAM least-likely k=1": {"top1_loc": 0.01}}}
+    assert row(summary.reproduction_table({"05_trained_wsol": seeds}), "infoCAM on CUB birds, trained")["verdict"] == "not reproduced"
+
+
 def test_load_metrics_without_a_folder_is_empty(tmp_path):
     assert summary.load_metrics(None) == {}
     assert summary.load_metrics(tmp_path / "absent") == {}
