@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import yaml
 
+from infocam.data.splits import selection_report_halves
 from infocam.device import DeviceError, PRECISIONS, check_precision, describe, resolve_device
 from infocam.paths import DataError
 
@@ -370,15 +371,6 @@ def dry_run(recipe: dict, batch_size: int = 2, device: str | None = None) -> dic
             "loss": losses[0], "image": list(x.shape[1:]), "maps": list(maps.shape[1:])}
 
 
-def _halves(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of a test split alternately (within each class, in order) to a selection and a report half."""
-    rank = np.zeros(len(labels), dtype=np.int64)
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        rank[members] = np.arange(len(members))
-    return np.flatnonzero(rank % 2 == 0), np.flatnonzero(rank % 2 == 1)
-
-
 @torch.no_grad()
 def localisation(model, test_ds, dev, *, precision: str = "fp32", batch_size: int = 64, num_workers: int = 0,
                  window: int = 3) -> dict:
@@ -386,7 +378,7 @@ def localisation(model, test_ds, dev, *, precision: str = "fp32", batch_size: in
 
     One pass gives the logits and the maps of the ground-truth class: CAM (``variant="none"``) and
     infoCAM (``"mean-others"``, ``window``×``window``, centred). The test split is halved within each
-    class (:func:`_halves`): τ is chosen on the selection half and GT-known / Top-1 Loc, MaxBoxAcc and
+    class (:func:`infocam.data.splits.selection_report_halves`): τ is chosen on the selection half and GT-known / Top-1 Loc, MaxBoxAcc and
     MaxBoxAccV2 are reported on the other (:func:`infocam.wsol.evaluate`, reference rules), with the
     paper's original protocol (τ = 0.2) on the same half beside them.
     """
@@ -414,7 +406,7 @@ def localisation(model, test_ds, dev, *, precision: str = "fp32", batch_size: in
     correct, labels = torch.cat(correct).numpy(), torch.cat(labels).numpy()
     boxes = np.trunc(torch.cat(boxes).numpy())  # the reference's integer pixel boxes
     size = tuple(x.shape[-2:])
-    select, report = _halves(labels)
+    select, report = selection_report_halves(labels)
     out = {"test_top1": float(correct.mean()), "report_top1": float(correct[report].mean()),
            "selection_images": len(select), "report_images": len(report), "infocam_window": window}
     for name, chunks in maps.items():

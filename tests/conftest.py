@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CUB = REPO.parent / "shared" / "data" / "CUB_200_2011_cub50"  # beside the checkout, if present
 
 
 @pytest.fixture
@@ -19,13 +18,24 @@ def isolated_cache(tmp_path, monkeypatch):
     return cache
 
 
+def shared_dataset(official: str, shared: str, marker: str) -> Path:
+    """A real dataset under $INFOCAM_DATA/<official>, else beside the checkout; skip the test if absent."""
+    candidates = [REPO.parent / "shared" / "data" / shared]
+    if os.environ.get("INFOCAM_DATA"):
+        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / official)
+    for path in candidates:
+        if (path / marker).exists():
+            return path
+    pytest.skip(f"real {official} not present (../shared/data/{shared})")
+
+
 @pytest.fixture
 def real_cub() -> Path:
     """The real 50-class CUB-200-2011 subset beside the checkout (or under INFOCAM_DATA); skip if absent."""
-    candidates = [SHARED_CUB]
-    if os.environ.get("INFOCAM_DATA"):
-        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / "CUB_200_2011")
-    for path in candidates:
-        if (path / "images.txt").exists():
-            return path
-    pytest.skip("real CUB-200-2011 subset not present (../shared/data/CUB_200_2011_cub50)")
+    return shared_dataset("CUB_200_2011", "CUB_200_2011_cub50", "images.txt")
+
+
+@pytest.fixture
+def real_tiny_imagenet() -> Path:
+    """The real Tiny-ImageNet folder beside the checkout (or under INFOCAM_DATA); skip if absent."""
+    return shared_dataset("tiny-imagenet-200", "tiny-imagenet-200", "wnids.txt")

@@ -1,7 +1,5 @@
 """Tests of the Tiny-ImageNet loader on generated folders and, when present, the real shared folder."""
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ from PIL import Image
 from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture
 from infocam.paths import DataError
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
@@ -96,18 +93,8 @@ def test_bad_layout_errors(tiny, tmp_path):
         load_tiny_imagenet(tiny, "test")
 
 
-def _real_folder():
-    candidates = [REPO.parent / "shared" / "data" / "tiny-imagenet-200"]
-    if os.environ.get("INFOCAM_DATA"):
-        candidates.insert(0, Path(os.environ["INFOCAM_DATA"]) / "tiny-imagenet-200")
-    for path in candidates:
-        if (path / "wnids.txt").is_file():
-            return path
-    pytest.skip("real Tiny-ImageNet not present (../shared/data/tiny-imagenet-200)")
-
-
-def test_real_folder_counts():
-    root = _real_folder()
+def test_real_folder_counts(real_tiny_imagenet):
+    root = real_tiny_imagenet
     val = load_tiny_imagenet(root, "val")
     assert val.num_classes == 200 and len(val) == 10_000
     assert list(np.bincount(val.labels)) == [50] * 200

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from infocam.data.imbalance import keep_first_per_class, parity_counts
+from infocam.data.splits import selection_report_halves
 from infocam.paths import DataError, resolve_data_root
 
 CUB_FOLDERS = ("CUB_200_2011",)
@@ -310,11 +311,8 @@ def cub_test_halves(cub: CUB) -> tuple[np.ndarray, np.ndarray]:
     """
     test = np.flatnonzero(~cub.is_train)
     order = test[np.lexsort((cub.image_ids[test], cub.labels[test]))]
-    rank = np.zeros(len(order), dtype=np.int64)
-    for c in np.unique(cub.labels[order]):
-        members = cub.labels[order] == c
-        rank[members] = np.arange(int(members.sum()))
-    select, report = np.sort(order[rank % 2 == 0]), np.sort(order[rank % 2 == 1])
+    first, second = selection_report_halves(cub.labels[order])
+    select, report = np.sort(order[first]), np.sort(order[second])
     if len(report) == 0:
         raise ValueError("the official test split has too few images to halve (need >= 2 per class)")
     return select, report
