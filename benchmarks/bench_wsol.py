@@ -6,6 +6,12 @@ the largest contour's box (``wsol.reference_box_table``), then the +1 IoU. ``wso
 must give identical IoU matrices (checked here and in tests/test_wsol.py). One thread, medians.
 
     .venv/bin/python benchmarks/bench_wsol.py [--sizes 224 64] [--maps 1000 500] [--repeats 3] [--workers 1 2]
+    .venv/bin/python benchmarks/bench_wsol.py --bounds [MAPS]
+
+``--bounds`` measures what any exact one-thread method has to beat, per map at 224 × 224 and 100
+thresholds: the plain loop, one ``cv2.findContours`` call, scikit-image's component tree
+(``morphology.max_tree``, the one-pass structure over all thresholds), and the number of contour
+pixels the 100 masks hold (every one of them bounds a region whose box or area is needed).
 """
 
 from __future__ import annotations
@@ -97,15 +103,48 @@ def in_workers(fn, maps, gt, t, workers):
     return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
 
 
+def bounds(n, size=224, repeats=3):
+    """Per-map costs that bound an exact evaluator (see the module docstring), medians of ``repeats``."""
+    from skimage.morphology import max_tree
+
+    maps, gt = make_maps(n, size), make_gt(n, size)
+    t = wsol.default_thresholds(0.01)
+    u8 = wsol.to_uint8(maps)
+    cuts = wsol._cutoffs(u8, t)
+    masks = [[cv2.threshold(u8[i], int(c), 255, cv2.THRESH_BINARY)[1] for c in cuts[i]] for i in range(min(n, 20))]
+
+    def contours_only():
+        for per_map in masks:
+            for mask in per_map:
+                cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+
+    plain, _ = timed(lambda: plain_loop(maps, gt, t), repeats)
+    find, _ = timed(contours_only, repeats)
+    tree, _ = timed(lambda: [max_tree(m, connectivity=2) for m in u8], repeats)
+    pixels = sum(sum(len(c) for c in cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_NONE)[0])
+                 for per_map in masks for mask in per_map) / len(masks)
+    per_map = 1e3 / n
+    print(f"{size}×{size}, {len(t)} thresholds, {n} maps, ms per map (median of {repeats}):")
+    print(f"  plain OpenCV loop            {plain * per_map:8.2f}   (a 5× target: {plain * per_map / 5:.2f})")
+    print(f"  findContours alone           {find * 1e3 / len(masks):8.2f}   "
+          f"({find * 1e9 / (len(masks) * len(t) * size * size):.2f} ns per pixel per threshold)")
+    print(f"  skimage max_tree (one pass)  {tree * per_map:8.2f}")
+    print(f"  contour pixels over the {len(t)} masks: {pixels:,.0f} per map")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 64])
     parser.add_argument("--maps", type=int, nargs="+", default=[1000, 500])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1])
+    parser.add_argument("--bounds", type=int, nargs="?", const=100, metavar="MAPS",
+                        help="per-map costs that bound an exact evaluator, on MAPS maps (100)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if args.bounds is not None:
+        return bounds(args.bounds, repeats=args.repeats)
     t = wsol.default_thresholds(0.01)
     print(f"{len(t)} thresholds, median of {args.repeats}, OpenCV {cv2.__version__}, one thread per process")
     print(f"{'size':>6}{'maps':>6}{'workers':>8}{'plain (s)':>11}{'wsol (s)':>14}{'ratio':>7}"
