@@ -1,4 +1,5 @@
-"""Command line: ``infocam run``, ``infocam prepare``, ``infocam fetch``, ``infocam train``, ``infocam profiles``."""
+"""Command line: ``infocam run``, ``infocam prepare``, ``infocam fetch``, ``infocam features``, ``infocam execute``,
+``infocam train``, ``infocam profiles``."""
 
 from __future__ import annotations
 
@@ -19,27 +20,10 @@ def _overrides(items: list[str]) -> dict:
 
 def _warm_features() -> None:
     """``infocam features``: one pass per dataset fills the caches the chapters read (sizes in infocam.features)."""
-    from infocam import features as F
-    from infocam.data.cub import find_cub, load_cub
-    from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet
+    from infocam.bookbuild import warm_features
 
-    jobs = []
-    if (root := find_cub()) is not None:
-        cub = load_cub(root)
-        jobs.append((cub.source, cub.paths, F.CUB_IMAGE_SIZE, F.CUB_CACHE_KEY, ("spatial", F.CHAPTER5_CUT)))
-    if (root := find_tiny_imagenet()) is not None:
-        tiny = load_tiny_imagenet(root, "val")
-        jobs.append((tiny.source, tiny.paths, F.TINY_IMAGE_SIZE, F.TINY_CACHE_KEY, ("spatial",)))
-    if not jobs:
-        print("no CUB-200-2011 or Tiny-ImageNet folder under the data root: nothing to extract")
-    for source, paths, size, key, kinds in jobs:
-        started = time.time()
-        files = F.cache_features(F.BACKBONE, paths, kinds=kinds, size=size, cache_key=key)
-        seconds = time.time() - started
-        print(f"{source}\n  {F.BACKBONE} {size} px on {F.resolve_runtime()}, {seconds:.0f} s "
-              f"({len(paths) / seconds:.0f} images/s, 0 s when cached)")
-        for kind, path in files.items():
-            print(f"  {kind}: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    for line in warm_features():
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("features", help="warm every frozen-backbone cache the book reads: CUB maps (chapters 3-5), "
                    "CUB cut-point activations and Tiny-ImageNet val maps (chapter 5), each when its folder "
                    "is under the data root")
+    ex = sub.add_parser("execute", help="run the feature passes and every chapter concurrently into the book's "
+                        "execution cache (make book runs it before jupyter-book build)")
+    ex.add_argument("--jobs", type=int, default=None, help="worker processes (default: 2 on 2 cores)")
+    ex.add_argument("--cache", type=Path, default=Path("_build/.jupyter_cache"),
+                    help="jupyter-cache folder the build reads (default: _build/.jupyter_cache)")
+    ex.add_argument("--root", type=Path, default=runs.REPO, help="the book's folder (holding _config.yml, _toc.yml, book/)")
     from infocam.recipe import add_train_command
 
     add_train_command(sub)
@@ -90,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"MathJax: {fetch_mathjax()}")
         elif args.command == "features":
             _warm_features()
+        elif args.command == "execute":
+            from infocam.bookbuild import default_jobs, execute_book
+
+            if args.jobs is not None and args.jobs < 1:
+                return _error(ValueError(f"--jobs must be >= 1, got {args.jobs}"), 2)
+            return execute_book(args.root, args.cache, jobs=args.jobs or default_jobs())
         elif args.command == "train":
             from infocam.recipe import train_command
 
