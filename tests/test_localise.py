@@ -57,6 +57,13 @@ def test_score_maps_and_original_protocol():
     orig = localise.original_protocol(maps, np.arange(20, 40), boxes, correct, (40, 40), res, batch_size=3)
     assert list(orig.columns) == ["corrected", "fixed τ=0.2", "fixed τ=0.2, running average"]
     assert orig.loc["exact", "fixed τ=0.2"] == 0.5
+    for name, m in maps.items():  # one IoU pass gives exactly what wsol.evaluate's original protocol gives
+        rep = np.arange(20, 40)
+        fixed = wsol.evaluate(None, None, m[rep], boxes[rep], correct[rep], (40, 40), protocol="original")
+        running = wsol.evaluate(None, None, m[rep], boxes[rep], correct[rep], (40, 40), protocol="original",
+                                running_average=3)
+        assert orig.loc[name, "fixed τ=0.2"] == fixed["top1_loc"]
+        assert orig.loc[name, "fixed τ=0.2, running average"] == running["top1_loc"]
 
 
 def test_advance_and_finetune_train_the_last_stage():
