@@ -49,8 +49,8 @@ CHAPTER_NEEDS = {
 }
 # Start order among tasks whose inputs are ready: the longest work first, the one-thread chapter 2
 # beside the feature passes (measured on 2 cores; only the order changes, never a result).
-PRIORITY = ("features:cub", "02_synthetic_mi", "05_trained_wsol", "03_imbalanced", "features:tiny",
-            "04_infocam", "01_theory")
+PRIORITY = ("features:cub", "02_synthetic_mi", "01_theory", "05_trained_wsol", "03_imbalanced", "features:tiny",
+            "04_infocam")
 
 
 # -- a small task graph on a process pool ---------------------------------------------------------
@@ -75,6 +75,7 @@ class Outcome:
     started: float
     value: object = None
     error: str = ""
+    cpu: float = float("nan")  # CPU seconds of the task's process and its kernel (nan where unknown)
 
 
 def run_graph(tasks: list[Task], jobs: int = 2, on_done: Callable[[Outcome], None] | None = None,
@@ -115,10 +116,11 @@ def run_graph(tasks: list[Task], jobs: int = 2, on_done: Callable[[Outcome], Non
             for fut in finished:
                 t, started = running.pop(fut)
                 try:
-                    ok, value, error, seconds = fut.result()
+                    ok, value, error, seconds, cpu = fut.result()
                 except Exception as exc:  # the worker itself died
-                    ok, value, error, seconds = False, None, f"{type(exc).__name__}: {exc}", time.time() - t0 - started
-                out = Outcome(t.name, ok, seconds, started, value, error)
+                    ok, value, error, cpu = False, None, f"{type(exc).__name__}: {exc}", float("nan")
+                    seconds = time.time() - t0 - started
+                out = Outcome(t.name, ok, seconds, started, value, error, cpu)
                 done[t.name] = out
                 failed = failed or not ok
                 if on_done is not None:
@@ -146,16 +148,24 @@ def _check_acyclic(by_name: dict[str, Task]) -> None:
         visit(name, [])
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished children (a chapter's kernel)."""
+    import resource
+
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
 def _timed(fn, args):
-    """Worker side: ``(ok, value, traceback, seconds)``; exceptions become a failed outcome."""
+    """Worker side: ``(ok, value, traceback, seconds, cpu seconds)``; exceptions become a failed outcome."""
     import traceback
 
-    started = time.time()
+    started, cpu = time.time(), _cpu_seconds()
     try:
         value = fn(*args)
     except BaseException:  # noqa: BLE001 - reported to the parent, which decides
-        return False, None, traceback.format_exc(), time.time() - started
-    return True, value, "", time.time() - started
+        return False, None, traceback.format_exc(), time.time() - started, _cpu_seconds() - cpu
+    return True, value, "", time.time() - started, _cpu_seconds() - cpu
 
 
 # -- the book's tasks -------------------------------------------------------------------------------
@@ -316,14 +326,15 @@ def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | Non
         elif isinstance(out.value, list):
             for line in out.value:
                 log(line)
-        log(f"[{end:6.0f} s] {out.name}: {out.seconds:.0f} s (started at {out.started:.0f} s)")
+        log(f"[{end:6.0f} s] {out.name}: {out.seconds:.0f} s, {out.cpu:.0f} CPU s (started at {out.started:.0f} s)")
 
     outcomes = run_graph(tasks, jobs=jobs, on_done=report)
     wall = time.time() - started
     not_run = [t.name for t in tasks if t.name not in outcomes]
     ok = all(o.ok for o in outcomes.values()) and not not_run
     times = {"jobs": jobs, "wall_seconds": round(wall, 1), "ok": ok, "not_run": not_run,
-             "tasks": {n: {"started": round(o.started, 1), "seconds": round(o.seconds, 1), "ok": o.ok}
+             "tasks": {n: {"started": round(o.started, 1), "seconds": round(o.seconds, 1), "cpu_seconds": round(o.cpu, 1),
+                           "ok": o.ok}
                        for n, o in sorted(outcomes.items(), key=lambda kv: kv[1].started)}}
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache_path.parent / "execute-times.json", json.dumps(times, indent=1) + "\n")

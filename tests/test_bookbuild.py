@@ -127,6 +127,7 @@ def test_chapters_land_in_the_cache_under_the_hash_myst_nb_looks_up(tmp_path, mo
     assert not bookbuild.is_cached(cache, bookbuild.read_notebook(root / "book" / "summary.ipynb"))
     times = json.loads((root / "_build" / "execute-times.json").read_text())
     assert times["ok"] and set(times["tasks"]) == {"01_toy", "02_toy"}
+    assert all(t["cpu_seconds"] > 0 for t in times["tasks"].values())  # the kernel's CPU time is counted
 
     lines.clear()  # a second run finds both chapters cached and runs nothing
     assert bookbuild.execute_book(root, cache, jobs=2, log=lines.append) == 0
