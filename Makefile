@@ -60,11 +60,12 @@ BOOK_ENV    := INFOCAM_PROGRESS=0 INFOCAM_METRICS_DIR=$(METRICS_DIR)
 JB          := $(VENV)/bin/jupyter-book
 
 # Executes every chapter on its default profile with warnings as errors. `infocam execute` first
-# runs the feature passes and the chapters concurrently (2 workers on 2 cores; each kernel keeps
-# OMP_NUM_THREADS) into the build's jupyter-cache, so the build finds them executed; a chapter
-# already in the cache is not run again (infocam/bookbuild.py).
+# runs the feature passes and the chapters concurrently (2 workers on 2 cores; BOOK_JOBS=N sets
+# the number; each kernel keeps OMP_NUM_THREADS) into the build's jupyter-cache, so the build
+# finds them executed; a chapter already in the cache is not run again (infocam/bookbuild.py).
+BOOK_JOBS ?=
 book: data
-	$(BOOK_ENV) $(PY) -m infocam execute --cache _build/.jupyter_cache
+	$(BOOK_ENV) $(PY) -m infocam execute --cache _build/.jupyter_cache $(if $(BOOK_JOBS),--jobs $(BOOK_JOBS),)
 	$(BOOK_ENV) $(JB) build . -W --keep-going
 	$(PY) -m infocam.vendor _build/html
 	@echo "Book built: file://$(abspath _build/html/index.html)"

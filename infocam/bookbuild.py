@@ -47,10 +47,12 @@ CHAPTER_NEEDS = {
     "04_infocam": ("features:cub",),
     "05_trained_wsol": ("features:cub", "features:tiny"),
 }
-# Start order among tasks whose inputs are ready: the longest work first, the one-thread chapter 2
-# beside the feature passes (measured on 2 cores; only the order changes, never a result).
-PRIORITY = ("features:cub", "02_synthetic_mi", "01_theory", "05_trained_wsol", "03_imbalanced", "features:tiny",
-            "04_infocam")
+# Start order among tasks whose inputs are ready: the CUB pass first (three chapters wait for it),
+# then the longest work first, chapter 2 (one thread) beside the feature passes, and the short
+# chapter 1 last, where it fills the end of the other worker's last chapter (measured on 2 cores:
+# 338 s this way, 344 s with chapter 1 early). Only the order changes, never a result.
+PRIORITY = ("features:cub", "02_synthetic_mi", "05_trained_wsol", "03_imbalanced", "features:tiny",
+            "04_infocam", "01_theory")
 
 
 # -- a small task graph on a process pool ---------------------------------------------------------
