@@ -35,8 +35,9 @@ batches (each batch's mean weighted equally, :func:`batch_running_average`).
 Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as the plain loop
 (:func:`reference_box_table`) but skips work that cannot change the result — both modes share one
 ``findContours`` per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous
-one reuses its contours; ``findContours`` runs on the mask cropped to its extent; IoUs are computed
-in one vectorised step per map. Tests check equality with the plain loop on random maps, holes,
+one reuses its contours; ``findContours`` runs on the mask cropped to its extent; a map equal to
+one already done in the same call (the centre prior, the same for every image) reuses its
+contours; IoUs are computed in one vectorised step per map. Tests check equality with the plain loop on random maps, holes,
 ties, border-touching regions, constant and non-square maps. The pixel work of ``findContours``
 dominates, so this is about as fast as the plain loop, not faster (benchmarks/bench_wsol.py;
 its ``--bounds`` mode measures why: ``findContours`` costs ~0.5 ns per pixel and threshold, and
@@ -51,6 +52,8 @@ Used in chapters 4 and 5.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import cv2
 import numpy as np
@@ -286,13 +289,20 @@ def _map_boxes(img: np.ndarray, cut: np.ndarray):
     return np.array(slots), np.array(boxes, dtype=np.float64), np.array(largest)
 
 
-def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """IoU curves (largest, all) of a chunk of uint8 maps at sorted thresholds ``t``."""
+def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, seen: dict) -> tuple[np.ndarray, np.ndarray]:
+    """IoU curves (largest, all) of a chunk of uint8 maps at sorted thresholds ``t``.
+
+    ``seen`` maps a map's bytes digest to its boxes: a map equal to one already done (the centre
+    prior is the same map for every image) reuses its contours; only the IoUs are per image.
+    """
     N, T = len(u8), len(t)
     cut = _cutoffs(u8, t)
     largest, best = np.zeros((N, T)), np.zeros((N, T))
     for n in range(N):
-        slot, boxes, big = _map_boxes(u8[n], cut[n])
+        key = hashlib.blake2b(u8[n].tobytes(), digest_size=16).digest()
+        if key not in seen:
+            seen[key] = _map_boxes(u8[n], cut[n])
+        slot, boxes, big = seen[key]
         ious = iou(boxes[:, None], gt_pad[n][None]).max(axis=1)
         np.maximum.at(best[n], slot, ious)
         largest[n] = ious[big]
@@ -311,9 +321,10 @@ def _curves(heatmaps, gt_boxes, thresholds) -> tuple[np.ndarray, np.ndarray]:
     gt_pad = np.where(np.isnan(gt_pad), gt_pad[:, :1], gt_pad)  # pad with a copy of the first box
     largest, best = np.zeros((N, len(t))), np.zeros((N, len(t)))
     per_call = max(1, _PIXELS_PER_CALL // (H * W))
+    seen = {}
     for start in range(0, N, per_call):
         stop = min(N, start + per_call)
-        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order])
+        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order], seen)
         largest[start:stop, order], best[start:stop, order] = lg, bs
     return largest, best
 

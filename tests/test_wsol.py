@@ -57,10 +57,14 @@ def _fixture(kind, rng):
         return maps
     if kind == "constant":  # constant and all-zero maps normalise to zeros: no box
         return wsol.normalize(np.stack([np.zeros((10, 12)), np.full((10, 12), 3.0), np.eye(10, 12)]).astype(np.float32))
+    if kind == "repeated":  # equal maps reuse their contours; every image keeps its own ground truth
+        prior = wsol.normalize(wsol.centre_prior(4, 28, 28))
+        smooth = _smooth_maps(3, 28, 28, 4)
+        return np.concatenate([prior[:2], smooth, prior[2:], smooth[::-1], smooth[:1]])
     raise ValueError(kind)
 
 
-KINDS = ["smooth", "smooth-large", "non-square", "noise", "plateaus", "holes", "border", "constant"]
+KINDS = ["smooth", "smooth-large", "non-square", "noise", "plateaus", "holes", "border", "constant", "repeated"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
