@@ -78,7 +78,14 @@ def infocam_cli(book: Path, runs_dir: Path, *params: str) -> subprocess.Popen:
     for p in params:
         args += ["-p", p]
     env = dict(os.environ, PYTHONPATH=str(REPO), INFOCAM_PROGRESS="0")
-    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_sigint_as_in_a_terminal)
+
+
+def _sigint_as_in_a_terminal():
+    """Child side: SIGINT back to its default, as a terminal gives it. A test session started in the
+    background (``cmd &`` without job control) ignores SIGINT, and a child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _kernel_pid(runs_dir: Path, timeout: float = 90) -> int:
