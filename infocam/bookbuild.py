@@ -173,17 +173,18 @@ def _timed(fn, args):
 # -- the book's tasks -------------------------------------------------------------------------------
 
 
-def feature_jobs() -> dict[str, tuple]:
-    """``features:<dataset>`` -> (source, paths, size, cache key, kinds) for each dataset under the data root."""
+def feature_jobs(names=None) -> dict[str, tuple]:
+    """``features:<dataset>`` -> (source, paths, size, cache key, kinds) for each dataset under the data
+    root, or only for ``names`` (the other datasets are not read)."""
     from infocam import features as F
     from infocam.data.cub import find_cub, load_cub
     from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet
 
     jobs = {}
-    if (root := find_cub()) is not None:
+    if (names is None or "features:cub" in names) and (root := find_cub()) is not None:
         cub = load_cub(root)
         jobs["features:cub"] = (cub.source, cub.paths, F.CUB_IMAGE_SIZE, F.CUB_CACHE_KEY, ("spatial", F.CHAPTER5_CUT))
-    if (root := find_tiny_imagenet()) is not None:
+    if (names is None or "features:tiny" in names) and (root := find_tiny_imagenet()) is not None:
         tiny = load_tiny_imagenet(root, "val")
         jobs["features:tiny"] = (tiny.source, tiny.paths, F.TINY_IMAGE_SIZE, F.TINY_CACHE_KEY, ("spatial",))
     return jobs
@@ -193,11 +194,9 @@ def warm_features(names=None) -> list[str]:
     """Fill the feature caches of ``names`` (default: all present datasets); one report per dataset."""
     from infocam import features as F
 
-    jobs = feature_jobs()
+    jobs = feature_jobs(names)
     lines = []
-    for name, (source, paths, size, key, kinds) in jobs.items():
-        if names is not None and name not in names:
-            continue
+    for source, paths, size, key, kinds in jobs.values():
         started = time.time()
         files = F.cache_features(F.BACKBONE, paths, kinds=kinds, size=size, cache_key=key)
         seconds = time.time() - started
@@ -274,14 +273,14 @@ def book_notebooks(book_dir: Path) -> list[Path]:
     return sorted(Path(book_dir).glob("*.ipynb"))
 
 
-def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None, timeout: int | None,
-         features: bool = True) -> tuple[list[Task], list[str]]:
+def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None,
+         timeout: int | None) -> tuple[list[Task], list[str]]:
     """The tasks of one build and the notes on what is left out (cached, left to the build).
 
     A feature pass is planned only when a chapter that is not cached reads it."""
     tasks, notes = [], []
     order = {name: i for i, name in enumerate(PRIORITY)}
-    present = list(feature_jobs()) if features else []
+    present = list(feature_jobs())
     for path in book_notebooks(book_dir):
         nb = read_notebook(path)
         chapter = path.stem
@@ -303,15 +302,14 @@ def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None, timeout: int
     return tasks, notes
 
 
-def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | None = None,
-                 features: bool = True, log=print) -> int:
+def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | None = None, log=print) -> int:
     """``infocam execute``: run the book's feature passes and chapters on ``jobs`` workers and
     fill the execution cache. Writes ``<cache_path>/../execute-times.json``; returns an exit status."""
     root = Path(root).resolve()
     cache_path = Path(cache_path).resolve()
     if timeout is None:
         timeout = book_timeout(root)
-    tasks, notes = plan(root / "book", cache_path, os.environ.get("INFOCAM_METRICS_DIR"), timeout, features)
+    tasks, notes = plan(root / "book", cache_path, os.environ.get("INFOCAM_METRICS_DIR"), timeout)
     for note in notes:
         log(note)
     started = time.time()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
-import time
 from pathlib import Path
 
 from infocam import runs

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 import torch
 import yaml
