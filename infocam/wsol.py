@@ -35,12 +35,12 @@ batches (each batch's mean weighted equally, :func:`batch_running_average`).
 Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as the plain loop
 (:func:`reference_box_table`) but skips work that cannot change the result — both modes share one
 ``findContours`` per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous
-one reuses its contours; ``findContours`` runs on the mask cropped to its extent; a map equal to
-one already done in the same call (the centre prior, the same for every image) reuses its
-contours; IoUs are computed in one vectorised step per map. Tests check equality with the plain loop on random maps, holes,
-ties, border-touching regions, constant and non-square maps. The pixel work of ``findContours``
-dominates, so this is about as fast as the plain loop, not faster (benchmarks/bench_wsol.py;
-its ``--bounds`` mode measures why: ``findContours`` costs ~0.5 ns per pixel and threshold, and
+one reuses its contours; ``findContours`` runs on the mask cropped to its extent; a map that
+occurs more than once in a call (the centre prior, the same for every image) is contoured once;
+IoUs are computed in one vectorised step per map. Tests check equality with the plain loop on
+random maps, holes, ties, border-touching regions, constant, non-square and repeated maps. The
+pixel work of ``findContours`` dominates, so this is about as fast as the plain loop, not faster
+(benchmarks/bench_wsol.py; its ``--bounds`` mode measures why: ``findContours`` costs ~0.5 ns per pixel and threshold, and
 a 5× faster evaluator would have ~0.6 ms per 224 × 224 map for all 100 thresholds, less than one
 component-tree pass over the pixels takes — scikit-image's ``max_tree`` ~32 ms).
 
@@ -54,6 +54,7 @@ Used in chapters 4 and 5.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -289,20 +290,24 @@ def _map_boxes(img: np.ndarray, cut: np.ndarray):
     return np.array(slots), np.array(boxes, dtype=np.float64), np.array(largest)
 
 
-def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, seen: dict) -> tuple[np.ndarray, np.ndarray]:
+def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, keys: list, shared: dict
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """IoU curves (largest, all) of a chunk of uint8 maps at sorted thresholds ``t``.
 
-    ``seen`` maps a map's bytes digest to its boxes: a map equal to one already done (the centre
-    prior is the same map for every image) reuses its contours; only the IoUs are per image.
+    ``keys`` are the maps' byte digests; ``shared`` holds the boxes of maps that occur more than
+    once in the call (the centre prior is the same map for every image): computed once, kept only
+    for those; the IoUs are per image.
     """
     N, T = len(u8), len(t)
     cut = _cutoffs(u8, t)
     largest, best = np.zeros((N, T)), np.zeros((N, T))
     for n in range(N):
-        key = hashlib.blake2b(u8[n].tobytes(), digest_size=16).digest()
-        if key not in seen:
-            seen[key] = _map_boxes(u8[n], cut[n])
-        slot, boxes, big = seen[key]
+        if keys[n] in shared:
+            if shared[keys[n]] is None:
+                shared[keys[n]] = _map_boxes(u8[n], cut[n])
+            slot, boxes, big = shared[keys[n]]
+        else:
+            slot, boxes, big = _map_boxes(u8[n], cut[n])
         ious = iou(boxes[:, None], gt_pad[n][None]).max(axis=1)
         np.maximum.at(best[n], slot, ious)
         largest[n] = ious[big]
@@ -321,10 +326,11 @@ def _curves(heatmaps, gt_boxes, thresholds) -> tuple[np.ndarray, np.ndarray]:
     gt_pad = np.where(np.isnan(gt_pad), gt_pad[:, :1], gt_pad)  # pad with a copy of the first box
     largest, best = np.zeros((N, len(t))), np.zeros((N, len(t)))
     per_call = max(1, _PIXELS_PER_CALL // (H * W))
-    seen = {}
+    keys = [hashlib.blake2b(m.tobytes(), digest_size=16).digest() for m in u8]
+    shared = {k: None for k, count in Counter(keys).items() if count > 1}
     for start in range(0, N, per_call):
         stop = min(N, start + per_call)
-        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order], seen)
+        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order], keys[start:stop], shared)
         largest[start:stop, order], best[start:stop, order] = lg, bs
     return largest, best
 
