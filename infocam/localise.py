@@ -194,8 +194,7 @@ def finetune_head(pooled: torch.Tensor, labels, weight: torch.Tensor, bias: torc
     after training on a dataset's own images. Used in chapter 5 (Tiny-ImageNet's training images)."""
     from infocam.train import fit
 
-    torch.manual_seed(seed)
-    head = nn.Linear(weight.shape[1], weight.shape[0])
+    head = nn.Linear(weight.shape[1], weight.shape[0])  # its random start is overwritten; fit seeds itself
     with torch.no_grad():
         head.weight.copy_(weight)
         head.bias.copy_(bias)

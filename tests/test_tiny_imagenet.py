@@ -1,13 +1,11 @@
 """Tests of the Tiny-ImageNet loader on generated folders and, when present, the real shared folder."""
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture
 from infocam.paths import DataError
-
 
 
 @pytest.fixture()
