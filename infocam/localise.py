@@ -32,11 +32,11 @@ from torch import nn
 
 from infocam import wsol
 from infocam.cam import class_maps
-from infocam.summary import PAPER_CUB_INFOCAM_TOP1, PAPER_TINY_INFOCAM_TOP1
+from infocam import paper
 
 CENTRE = "centre Gaussian"
 # The paper's Top-1 Loc of infoCAM (Table 4 of arXiv 1911.10688): the two numbers this book checks.
-PAPER_TOP1_LOC = {"CUB-200-2011": PAPER_CUB_INFOCAM_TOP1, "Tiny-ImageNet": PAPER_TINY_INFOCAM_TOP1}
+PAPER_TOP1_LOC = {paper.DATASET_TITLES[k]: v for k, v in paper.INFOCAM_TOP1_LOC.items()}
 
 
 @dataclass(frozen=True)

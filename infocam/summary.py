@@ -29,13 +29,11 @@ from typing import Callable
 
 import pandas as pd
 
+from infocam import paper
+
 NOT_REPORTED = "not reported / not recovered"
 NOT_RUN = "not run here"
 MI_TOL = 0.05  # nats: an MI estimate within this of the exact value counts as unbiased (chapter 2's tol)
-PAPER_CUB_PC_ACCURACY = 89.73  # % (Inception-V3, full CUB-200-2011, imbalanced split)
-PAPER_CUB_PC_MEAN_CLASS = 87.69  # % mean per-class accuracy, same run
-PAPER_CUB_INFOCAM_TOP1 = 55.83  # % Top-1 Loc, infoCAM on CUB-200-2011
-PAPER_TINY_INFOCAM_TOP1 = 43.34  # % Top-1 Loc, infoCAM on Tiny-ImageNet
 
 
 class NotRecorded(KeyError):
@@ -227,7 +225,7 @@ def _top1_reading(rows: dict, sds: dict, paper: float, scale: str, seeds: str, n
 
 def read_rq3_frozen_birds(metrics: dict) -> Reading:
     """``cub/<method>/top1_loc`` (mean over seeds of a linear head on frozen Lite0 features), ``cub_sd``."""
-    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), PAPER_CUB_INFOCAM_TOP1,
+    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), paper.CUB_INFOCAM_TOP1_LOC,
                          "frozen EfficientNet-Lite0 + linear head, CUB subset", _seeds(metrics))
 
 
@@ -236,7 +234,7 @@ def read_rq3_trained_birds(metrics: dict) -> Reading:
     params = metrics.get("_parameters", {})
     scale = (f"EfficientNet-Lite0 fine-tuned from {params.get('trainable_from', '?')!r} for "
              f"{params.get('epochs', '?')} epochs on the CUB folder of the build")
-    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), PAPER_CUB_INFOCAM_TOP1, scale,
+    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), paper.CUB_INFOCAM_TOP1_LOC, scale,
                          _seeds(metrics))
 
 
@@ -245,7 +243,7 @@ def read_rq3_tiny(metrics: dict) -> Reading:
     limit = metrics.get("_parameters", {}).get("tiny_limit")
     scale = ("pretrained EfficientNet-Lite0, ImageNet head restricted to the 200 classes, "
              + (f"{limit} validation images" if limit else "all validation images"))
-    return _top1_reading(get(metrics, "tiny"), metrics.get("tiny_sd", {}), PAPER_TINY_INFOCAM_TOP1, scale,
+    return _top1_reading(get(metrics, "tiny"), metrics.get("tiny_sd", {}), paper.TINY_INFOCAM_TOP1_LOC, scale,
                          "1 (no training)", metrics.get("tiny_report_images"))
 
 
@@ -257,14 +255,14 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("RQ2", "PC-softmax raises mean per-class accuracy on imbalanced MNIST", "03_imbalanced", NOT_REPORTED,
           read_rq2_mnist),
     Claim("RQ2", "PC-softmax on imbalanced CUB-200-2011", "03_imbalanced",
-          f"{PAPER_CUB_PC_ACCURACY} % accuracy / {PAPER_CUB_PC_MEAN_CLASS} % mean per-class", read_rq2_cub),
+          f"{paper.CUB_PC_ACCURACY} % accuracy / {paper.CUB_PC_MEAN_CLASS} % mean per-class", read_rq2_cub),
     Claim("RQ3", "infoCAM localises better than CAM: cluttered digits", "04_infocam", NOT_REPORTED,
           read_rq3_cluttered),
     Claim("RQ3", "infoCAM on CUB birds, frozen backbone", "04_infocam",
-          f"infoCAM Top-1 Loc {PAPER_CUB_INFOCAM_TOP1} % (trained VGG16-GAP)", read_rq3_frozen_birds),
+          f"infoCAM Top-1 Loc {paper.CUB_INFOCAM_TOP1_LOC} % (trained VGG16-GAP)", read_rq3_frozen_birds),
     Claim("RQ3", "infoCAM on CUB birds, trained backbone", "05_trained_wsol",
-          f"infoCAM Top-1 Loc {PAPER_CUB_INFOCAM_TOP1} %", read_rq3_trained_birds),
-    Claim("RQ3", "infoCAM on Tiny-ImageNet", "05_trained_wsol", f"infoCAM Top-1 Loc {PAPER_TINY_INFOCAM_TOP1} %",
+          f"infoCAM Top-1 Loc {paper.CUB_INFOCAM_TOP1_LOC} %", read_rq3_trained_birds),
+    Claim("RQ3", "infoCAM on Tiny-ImageNet", "05_trained_wsol", f"infoCAM Top-1 Loc {paper.TINY_INFOCAM_TOP1_LOC} %",
           read_rq3_tiny),
 )
 
