@@ -1,0 +1,81 @@
+"""Headless Chromium as a measuring instrument: load a page, run a probe script, read back its answer.
+
+Used by the tests of the built pages (tables fit the viewport) and of the threshold explorer (the
+slider shows the evaluator's IoU), and for screenshots. The page is copied to a temporary file
+with a ``<base>`` pointing at its folder (so its styles, scripts and images load as they would)
+and the probe appended; the probe's JSON answer is read from the DOM Chromium dumps after the
+page's scripts and timers have run (``--virtual-time-budget``). Debian's ``chromium`` package
+provides the browser; :func:`infocam.editions.find_chromium` finds it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from infocam.editions import find_chromium
+
+ANSWER = re.compile(r'<pre id="infocam-probe">(.*?)</pre>', re.S)
+
+
+class BrowserError(RuntimeError):
+    """Chromium is missing, or the page or probe gave no answer."""
+
+
+def _probe_page(page: Path, probe_js: str, delay_ms: int) -> str:
+    text = page.read_text(errors="replace")
+    base = f'<base href="{page.resolve().parent.as_uri()}/">'
+    text = re.sub(r"<head([^>]*)>", lambda m: f"<head{m.group(1)}>{base}", text, count=1) if "<head" in text \
+        else base + text
+    probe = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
+             "var answer; try { answer = (function () {" + probe_js + "})(); } catch (e) { answer = {error: String(e)}; }"
+             "var pre = document.createElement('pre'); pre.id = 'infocam-probe';"
+             "pre.textContent = JSON.stringify(answer); document.body.appendChild(pre);"
+             f"}}, {int(delay_ms)}); }});</script>")
+    return text.replace("</body>", probe + "</body>") if "</body>" in text else text + probe
+
+
+def _run(chromium: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="infocam-chromium-") as profile:
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+               "--allow-file-access-from-files", f"--user-data-dir={profile}", "--virtual-time-budget=20000", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def probe(page: str | Path, probe_js: str, width: int = 1280, height: int = 900, delay_ms: int = 500,
+          timeout: float = 120, chromium: str | None = None):
+    """Load ``page`` at a ``width`` × ``height`` viewport and return what ``probe_js`` (a function body
+    ending in ``return <JSON-able value>``) returns, ``delay_ms`` after the page has loaded."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise BrowserError("no chromium on PATH (Debian: `apt-get install chromium`)")
+    page = Path(page)
+    with tempfile.TemporaryDirectory(prefix="infocam-probe-") as tmp:
+        copy = Path(tmp) / "probe.html"
+        copy.write_text(_probe_page(page, probe_js, delay_ms))
+        done = _run(chromium, [f"--window-size={width},{height}", "--dump-dom", copy.as_uri()], timeout)
+    found = ANSWER.search(done.stdout)
+    if not found:
+        raise BrowserError(f"{page}: the probe gave no answer; chromium said: {done.stderr[-1500:]}")
+    answer = json.loads(html.unescape(found.group(1)))
+    if isinstance(answer, dict) and set(answer) == {"error"}:
+        raise BrowserError(f"{page}: the probe raised {answer['error']}")
+    return answer
+
+
+def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int = 900, timeout: float = 120,
+               chromium: str | None = None) -> Path:
+    """A PNG of ``page``'s first ``height`` pixels at a ``width``-px viewport."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise BrowserError("no chromium on PATH (Debian: `apt-get install chromium`)")
+    png = Path(png).resolve()
+    done = _run(chromium, [f"--window-size={width},{height}", f"--screenshot={png}", Path(page).resolve().as_uri()],
+                timeout)
+    if not png.exists():
+        raise BrowserError(f"chromium wrote no screenshot: {done.stderr[-1500:]}")
+    return png
