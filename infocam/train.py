@@ -6,16 +6,19 @@ Two data paths share one loop:
   permutation and tensor indexing per batch (no per-sample Dataset, no workers), so the loop runs
   at the speed of forward + backward + step;
 * **a** ``torch.utils.data.Dataset`` ``fit(model, dataset, None, ...)`` — image folders that do not
-  fit in memory (:class:`infocam.data.images.ImageDataset`): a ``DataLoader`` with worker processes,
-  pinned memory on CUDA and a ``DistributedSampler`` under ``torchrun``.
+  fit in memory (:class:`infocam.data.images.ImageDataset`): one ``DataLoader`` per run with
+  persistent worker processes, pinned memory on CUDA, each rank's share of every global batch
+  (:class:`GlobalBatches`) and each image's augmentation seeded by (seed, epoch, image)
+  (:class:`SeededItems`).
 
 What the loop adds to plain SGD, all keyword arguments whose defaults keep the old behaviour (same
 seed → bit-identical numbers on CPU): ``device`` and ``precision`` (:mod:`infocam.device`),
 parameter groups (``head_lr_mult=10`` for the new layers, as in the paper, or explicit groups), SGD
 with Nesterov momentum or Adam, a step or cosine schedule, a checkpoint after every epoch written
-atomically, ``resume`` that ends with exactly the weights and losses of an uninterrupted run, and
-DistributedDataParallel when a process group is initialised (:func:`init_distributed`: NCCL on
-GPUs, Gloo on CPUs), with losses reduced across ranks. Gradients are zeroed every step (the
+atomically (and mid-epoch on a stop request, :func:`request_stop`), ``resume`` that ends with
+exactly the weights and losses of an uninterrupted run, and DistributedDataParallel when a process
+group is initialised (:func:`init_distributed`: NCCL on GPUs, Gloo on CPUs; ``batch_size`` per
+process as in torchvision's reference), with losses reduced across ranks. Gradients are zeroed every step (the
 original MI code never did). Used in chapters 2–5 and by ``infocam train``.
 """
 
@@ -25,6 +28,7 @@ import hashlib
 import io
 import os
 import random
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -178,8 +182,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | os.PathLike, fingerprint: dict | None = None) -> dict:
-    """Read a checkpoint of :func:`fit`; with ``fingerprint``, refuse one written by another run."""
+def load_checkpoint(path: str | os.PathLike, fingerprint: dict | None = None, *, force: bool = False) -> dict:
+    """Read a checkpoint of :func:`fit`; with ``fingerprint``, refuse one written by another run.
+
+    The refusal names the settings that differ. ``force`` accepts other settings (not another
+    network: its tensors must still fit).
+    """
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -189,19 +197,51 @@ def load_checkpoint(path: str | os.PathLike, fingerprint: dict | None = None) ->
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a checkpoint of infocam.train.fit; delete it or choose another "
                               "output folder")
-    if fingerprint is not None and state["fingerprint"] != fingerprint:
+    if fingerprint is not None:
         old = state["fingerprint"]
-        diff = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-        detail = "; ".join(f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}" for k in diff[:4])
-        raise CheckpointError(f"checkpoint {path} belongs to another run ({detail}); resume it with the same "
-                              "settings, or delete it / choose another output folder to start afresh")
+        must = ("model", "tensors") if force else tuple(set(old) | set(fingerprint))
+        diff = sorted(k for k in must if old.get(k) != fingerprint.get(k))
+        if diff:
+            detail = "; ".join(f"{k}: checkpoint {old.get(k)!r} vs now {fingerprint.get(k)!r}" for k in diff[:6])
+            more = f" and {len(diff) - 6} more" if len(diff) > 6 else ""
+            hint = ("" if force or {"model", "tensors"} & set(diff) else
+                    "; to continue it with the new settings anyway pass --force-resume (fit: force_resume=True)")
+            raise CheckpointError(f"checkpoint {path} belongs to another run ({detail}{more}); resume it with the "
+                                  f"same settings, or delete it / choose another output folder to start afresh{hint}")
     return state
 
 
-def _fingerprint(model: nn.Module, settings: dict) -> dict:
+def _fingerprint(model: nn.Module, settings: dict, run_key=None) -> dict:
+    """What a checkpoint must match to be resumed: the model's tensors and the training settings.
+
+    ``run_key`` a dict (``infocam train``: the recipe keys that change the numbers) replaces the
+    settings, so a refusal names recipe keys; a string is added to them.
+    """
     shapes = ",".join(f"{n}:{tuple(p.shape)}" for n, p in model.state_dict().items())
-    return {"model": type(model).__name__, "tensors": hashlib.sha256(shapes.encode()).hexdigest()[:16],
-            **settings}
+    found = {"model": type(model).__name__, "tensors": hashlib.sha256(shapes.encode()).hexdigest()[:16]}
+    if isinstance(run_key, dict):
+        return {**found, **run_key}
+    return {**found, "run_key": run_key, **settings}
+
+
+# -- stopping on request (SIGTERM) -----------------------------------------------------------------
+
+_STOP = threading.Event()
+
+
+class Stopped(Exception):
+    """Training stopped on request (:func:`request_stop`, e.g. SIGTERM) after writing its checkpoint."""
+
+    def __init__(self, epoch: int, step: int, checkpoint):
+        self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (none was asked for)"
+        super().__init__(f"stopped in epoch {epoch + 1} after {step} batches; {where}; run the same command "
+                         "again to resume")
+
+
+def request_stop(*_signal) -> None:
+    """Ask a running :func:`fit` to stop at its next batch boundary (usable as a signal handler)."""
+    _STOP.set()
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -218,29 +258,79 @@ def _is_dataset(X) -> bool:
     return isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor)
 
 
-def _loader_batches(dataset, batch_size: int, epoch: int, seed: int, rank: int, size: int,
-                    num_workers: int, dev: torch.device, drop_last: bool):
-    """(inputs, labels, global batch count) of one epoch over a Dataset; the order depends on (seed, epoch) only."""
-    from torch.utils.data import DataLoader, DistributedSampler
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation in one epoch: every image of every rank draws its own stream."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
-    if isinstance(dataset, DataLoader):
-        if hasattr(dataset.sampler, "set_epoch"):
-            dataset.sampler.set_epoch(epoch)
-        loader = dataset
-    else:
-        # One process uses the same sampler (one replica), so its batches are the union of the ranks'
-        # batches under torchrun and both runs follow the same loss curve.
-        sampler = DistributedSampler(dataset, num_replicas=size, rank=rank, shuffle=True, seed=seed,
-                                     drop_last=drop_last)
-        sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=batch_size // size, sampler=sampler,
-                            generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
-                            num_workers=num_workers, pin_memory=dev.type == "cuda", drop_last=drop_last,
-                            persistent_workers=False)
-    for batch in loader:
-        xb, yb = batch[0], batch[1]
-        # every rank's batch has the same size (DistributedSampler pads), so the global batch is size × local
-        yield xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True).long(), len(yb) * size
+
+class SeededItems(torch.utils.data.Dataset):
+    """``dataset`` read by ``(epoch, index)`` keys, each item's random transform seeded by :func:`sample_seed`.
+
+    The random crops and flips then depend on (seed, epoch, image) only: not on the rank, the
+    worker count or whether the workers persist, so a resumed or distributed run draws exactly
+    what one uninterrupted process draws, and no two images of a global batch share a draw.
+    """
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        if torch.utils.data.get_worker_info() is not None:  # a worker's RNG belongs to the loader alone
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.dataset[index]
+        with torch.random.fork_rng(devices=[]):  # in-process: keep the training RNG (dropout, ADL) untouched
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.dataset[index]
+
+
+class GlobalBatches(torch.utils.data.Sampler):
+    """This rank's share of each global batch of one epoch, as lists of ``(epoch, index)`` keys.
+
+    The epoch's order is a permutation drawn from (seed, epoch); global batch b is its slice
+    ``[b·G, (b+1)·G)`` with G = per-rank batch × world size, split into contiguous equal shares (the
+    last batch as evenly as it goes). One process with batch G therefore sees exactly the union of
+    the ranks' batches. :meth:`set_epoch` picks the epoch and the first batch (resume mid-epoch).
+    """
+
+    def __init__(self, n: int, batch_size: int, rank: int, size: int, seed: int, drop_last: bool):
+        self.n, self.batch, self.rank, self.size, self.seed, self.drop_last = n, batch_size, rank, size, seed, drop_last
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def global_sizes(self) -> list[int]:
+        """Sizes of the global batches of an epoch (an incomplete last one unless ``drop_last``)."""
+        g = self.batch * self.size
+        sizes = [g] * (self.n // g) + ([self.n % g] if self.n % g and not self.drop_last else [])
+        return [s for s in sizes if s >= self.size]  # a batch too small to give every rank a sample is dropped
+
+    def __len__(self) -> int:
+        return max(0, len(self.global_sizes()) - self.start)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        g = self.batch * self.size
+        for b, m in enumerate(self.global_sizes()):
+            if b < self.start:
+                continue
+            share = torch.tensor_split(order[b * g : b * g + m], self.size)[self.rank]
+            yield [(self.epoch, int(i)) for i in share]
+
+
+def default_workers(world_size: int | None = None) -> int:
+    """Loader workers per process: the cores this process may use, shared among the ranks of this host."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size or 1))
+    return max(1, min(8, cores // max(local, 1) - 1))
 
 
 def fit(
@@ -268,27 +358,36 @@ def fit(
     precision: str = "fp32",
     num_workers: int = 0,
     drop_last: bool = False,
+    sync_bn: bool = False,
+    channels_last: bool = False,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
-    run_key: str | None = None,
+    force_resume: bool = False,
+    run_key: str | dict | None = None,
     on_epoch: Callable[[int, list[float], nn.Module], None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place; returns the mean training loss of each epoch.
 
     Data: tensors ``X`` (N, ...) and labels ``y`` (N,), or a ``Dataset`` ``X`` yielding
-    ``(image, label, ...)`` with ``y=None`` (read by a ``DataLoader`` with ``num_workers`` worker
-    processes, pinned memory on CUDA, ``drop_last`` dropping an incomplete last batch; its order
-    depends on ``seed`` and the epoch only, so a resumed run reads the same batches).
+    ``(image, label, ...)`` with ``y=None`` (read by one ``DataLoader`` for the whole run with
+    ``num_workers`` persistent worker processes, pinned memory on CUDA; the order depends on ``seed``
+    and the epoch, each image's random transform on (seed, epoch, image): :class:`SeededItems`;
+    ``drop_last`` drops an incomplete last batch). ``batch_size`` is per process, as in torchvision's
+    reference: under ``torchrun`` the global batch is ``batch_size × world size``.
     Optimiser: ``optimizer`` ``"sgd"`` (``momentum``, ``nesterov``) or ``"adam"``, ``weight_decay``,
     groups from :func:`parameter_groups` (``head``, ``head_lr_mult``, ``param_groups``), per-epoch
     ``schedule`` (``"step"``: ×``gamma`` every ``step_size`` epochs; ``"cosine"``).
-    ``device``/``precision`` as in :mod:`infocam.device`; the model and in-memory tensors move once.
-    ``checkpoint``: a file written atomically after every epoch; ``resume=True`` continues from it
-    (if present) and finishes with the same weights and losses as an uninterrupted run; a checkpoint
-    of other settings (or another ``run_key``) is refused. ``on_epoch(epoch, history, model)`` runs
-    after each epoch's checkpoint. Inside a process group (:func:`init_distributed`) the model is
-    wrapped in DistributedDataParallel, each rank takes ``batch_size / world size`` samples of every
-    batch, and losses are reduced across ranks; only rank 0 writes the checkpoint.
+    ``device``/``precision`` as in :mod:`infocam.device`; the model and in-memory tensors move once;
+    ``channels_last`` stores the model and the image batches channels-last (faster convolutions on
+    GPUs); ``sync_bn`` converts BatchNorm to SyncBatchNorm inside a process group.
+    ``checkpoint``: a file written atomically after every epoch, and mid-epoch when a stop is
+    requested (:func:`request_stop`, then :class:`Stopped` is raised); ``resume=True`` continues from
+    it (if present) and finishes with the same weights and losses as an uninterrupted run; a
+    checkpoint of other settings (or another ``run_key``) is refused unless ``force_resume``.
+    ``on_epoch(epoch, history, model)`` runs after each epoch's checkpoint. Inside a process group
+    (:func:`init_distributed`) the model is wrapped in DistributedDataParallel and losses are
+    reduced across ranks; only rank 0 writes the checkpoint. The loss is summed on the device and
+    read once per epoch (no host synchronisation per step).
     Seeds torch/NumPy/Python from ``seed`` so two runs with the same seed agree on the same machine.
     """
     dataset_path = _is_dataset(X)
@@ -301,83 +400,141 @@ def fit(
     dev = resolve_device(device)
     check_precision(precision, dev)
     rank, size = world()
-    if batch_size % size:
-        raise ValueError(f"world size {size} does not divide batch_size {batch_size}; use a batch size that is "
-                         f"a multiple of {size} (each process takes batch_size / world size samples)")
     seed_everything(seed)
     gen = None if dataset_path else torch.Generator().manual_seed(seed)
+    if size > 1 and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(parameter_groups(model, lr, head=head, head_lr_mult=head_lr_mult, param_groups=param_groups),
                          optimizer, lr, momentum, weight_decay, nesterov)
     sched = make_schedule(opt, schedule, epochs, step_size, gamma)
     scaler = grad_scaler(dev, precision)
     fingerprint = _fingerprint(model, dict(
-        run_key=run_key, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
         optimizer=optimizer, seed=seed, nesterov=nesterov, head_lr_mult=head_lr_mult, schedule=schedule,
         step_size=step_size, gamma=gamma, precision=precision, world_size=size,
-        data=type(X).__name__ if dataset_path else f"{tuple(X.shape)}"))
+        data=type(X).__name__ if dataset_path else f"{tuple(X.shape)}"), run_key)
     history: list[float] = []
-    start = 0
+    start, start_step, partial = 0, 0, (0.0, 0)
     if checkpoint is not None and resume and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint, fingerprint)
+        state = load_checkpoint(checkpoint, fingerprint, force=force_resume)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if sched is not None:
             sched.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         history, start = list(state["history"]), state["epoch"]
+        start_step, partial = state.get("step", 0), tuple(state.get("partial", (0.0, 0)))
         _set_rng_state(state["rng"], gen, dev)
     if not dataset_path:
         X, y = X.to(dev), y.to(dev).long()
+    else:
+        from torch.utils.data import DataLoader
+
+        batches_of = GlobalBatches(len(X), batch_size, rank, size, seed, drop_last)
+        # its own generator: the loader's base seed must not draw from the training RNG (a resumed run
+        # creates its iterator at another point of that stream)
+        loader = DataLoader(SeededItems(X, seed), batch_sampler=batches_of, num_workers=num_workers,
+                            pin_memory=dev.type == "cuda", persistent_workers=num_workers > 0,
+                            generator=torch.Generator().manual_seed(seed))
     net = model
     if size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    model.train()
-    for epoch in progress(range(start, epochs), desc=desc, initial=start, total=epochs,
-                          **({"disable": True} if rank else {})):
-        total, count = 0.0, 0
-        if dataset_path:
-            batches = _loader_batches(X, batch_size, epoch, seed, rank, size, num_workers, dev, drop_last)
-        else:
-            batches = _tensor_batches(X, y, batch_size, gen, rank, size)
-        for xb, yb, global_n in batches:
-            opt.zero_grad(set_to_none=True)
-            with autocast(dev, precision):
-                loss = loss_fn(net(xb), yb)
-            # DDP averages gradients over ranks; weighting each rank's mean by its share of the global
-            # batch makes that average the gradient of the global batch mean, also for uneven shards.
-            scaled = loss * (len(yb) * size / global_n) if size > 1 else loss
-            if scaler.is_enabled():
-                scaler.scale(scaled).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                scaled.backward()
-                opt.step()
-            total += loss.item() * len(yb)
-            count += len(yb)
-        if size > 1:
-            total, count = _all_reduce_sum([total, count], dev)
-        history.append(total / count)
-        if sched is not None:
-            sched.step()
+    acc_dtype = torch.float32 if dev.type == "mps" else torch.float64
+
+    def save(epoch_done: int, step: int, part, gen_state):
         if checkpoint is not None and rank == 0:
+            rng = _rng_state(None, dev)
+            if gen_state is not None:
+                rng["batches"] = gen_state
             save_checkpoint(checkpoint, {
-                "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1, "history": history,
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch_done, "step": step,
+                "partial": part, "history": history, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None, "scaler": scaler.state_dict(),
-                "rng": _rng_state(gen, dev)})
-        if on_epoch is not None:
-            on_epoch(epoch, list(history), model)
+                "rng": rng})
+
+    model.train()
+    try:
+        for epoch in progress(range(start, epochs), desc=desc, initial=start, total=epochs,
+                              **({"disable": True} if rank else {})):
+            skip = start_step if epoch == start else 0
+            total = torch.zeros((), dtype=acc_dtype, device=dev)
+            count = 0
+            if epoch == start and skip:
+                total += partial[0]
+                count = int(partial[1])
+            gen_state = gen.get_state() if gen is not None else None
+            if dataset_path:
+                batches_of.set_epoch(epoch, skip)
+                sizes = batches_of.global_sizes()[skip:]
+                batches = ((b[0], b[1], m) for b, m in zip(loader, sizes))
+            else:
+                batches = _tensor_batches(X, y, batch_size * size, gen, rank, size, skip)
+            step = skip
+            for xb, yb, global_n in batches:
+                xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True).long()
+                if channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                opt.zero_grad(set_to_none=True)
+                with autocast(dev, precision):
+                    loss = loss_fn(net(xb), yb)
+                # DDP averages gradients over ranks; weighting each rank's mean by its share of the global
+                # batch makes that average the gradient of the global batch mean, also for uneven shards.
+                scaled = loss * (len(yb) * size / global_n) if size > 1 else loss
+                if scaler.is_enabled():
+                    scaler.scale(scaled).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    scaled.backward()
+                    opt.step()
+                total += loss.detach().to(acc_dtype) * len(yb)
+                count += len(yb)
+                step += 1
+                if _stop_requested(size, step, dev):
+                    part = (float(total), count)
+                    save(epoch, step, part, gen_state)
+                    raise Stopped(epoch, step, checkpoint)
+            sums = [float(total), count]
+            if size > 1:
+                sums = _all_reduce_sum(sums, dev)
+            history.append(sums[0] / sums[1])
+            if sched is not None:
+                sched.step()
+            save(epoch + 1, 0, (0.0, 0), gen.get_state() if gen is not None else None)
+            if on_epoch is not None:
+                on_epoch(epoch, list(history), model)
+    finally:
+        _STOP.clear()
     model.eval()
     return history
 
 
-def _tensor_batches(X, y, batch_size, gen, rank, size):
+STOP_CHECK_EVERY = 8  # batches between the ranks' agreement on a stop request (one tiny all-reduce)
+
+
+def _stop_requested(size: int, step: int, dev: torch.device) -> bool:
+    """Whether to stop after this batch: the request flag, agreed by all ranks every few batches."""
+    if size == 1:
+        return _STOP.is_set()
+    if step % STOP_CHECK_EVERY:
+        return False
+    import torch.distributed as dist
+
+    flag = torch.tensor([1.0 if _STOP.is_set() else 0.0], device=dev if dev.type == "cuda" else "cpu")
+    dist.all_reduce(flag)
+    return bool(flag.item())
+
+
+def _tensor_batches(X, y, batch_size, gen, rank, size, skip: int = 0):
     """(inputs, labels, global batch count) of one shuffled pass; rank r takes its shard of each batch."""
-    for idx in iterate_minibatches(len(X), batch_size, gen):
+    for b, idx in enumerate(iterate_minibatches(len(X), batch_size, gen)):
+        if b < skip:
+            continue
         if size > 1:
             if len(idx) < size:  # a last batch too small to give every rank a sample is dropped
                 continue
