@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import sys
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             out = runs.run_chapter(chapter, args.profile, _overrides(args.param), runs_dir=args.runs_dir.absolute(),
                                    book_dir=args.book_dir)
             print(f"results: {out / 'results.json'}")
+            _report_claims(out / "results.json")
         elif args.command == "prepare":
             names = [runs.resolve_chapter(c, args.book_dir) for c in args.chapters] or runs.chapters(args.book_dir)
             for name in names:
@@ -114,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         hint = "; free some space and try again" if exc.errno == errno.ENOSPC else ""
         return _error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}{hint}", 1)
     return 0
+
+
+def _report_claims(results_path: Path) -> None:
+    """After a run in report mode: the chapter's claims that its numbers did not support, one per line."""
+    from infocam.claims import not_holding
+
+    failed = not_holding(json.loads(results_path.read_text()))
+    if failed:
+        print(f"claims that do not hold with your parameters ({len(failed)}; the executed notebook marks each):")
+        for c in failed:
+            print(f"  - {c['id']}: {c['statement']}")
 
 
 def _error(message, code: int) -> int:

@@ -40,13 +40,17 @@ PROFILES = ("smoke", "default", "paper")
 RESULTS_ENV = "INFOCAM_RESULTS"
 # Set by the book build (Makefile, book/_ext/course.py): record() also writes <dir>/<chapter>.json
 METRICS_DIR_ENV, CHAPTER_ENV = "INFOCAM_METRICS_DIR", "INFOCAM_CHAPTER"
+# Set by run_chapter for the kernel: "strict" (a claim that does not hold raises) or "report"
+# (it is recorded and shown); unset means strict. See infocam.claims.
+CLAIMS_ENV = "INFOCAM_CLAIMS"
 REPO = Path(__file__).resolve().parent.parent
 BOOK = REPO / "book"
 
 
 CONSTRAINTS = "constraints"
 # errors of the package itself: a chapter that raises one is reported by its message alone
-OWN_ERRORS = ("DataError", "ParameterError", "DeviceError", "RecipeError", "CheckpointError", "NotRecorded")
+OWN_ERRORS = ("DataError", "ParameterError", "DeviceError", "RecipeError", "CheckpointError", "NotRecorded",
+              "ClaimFailed")
 
 
 class ParameterError(ValueError):
@@ -357,6 +361,11 @@ def record(**metrics) -> dict:
     return dict(_RECORDED)
 
 
+def recorded() -> dict:
+    """What this process has recorded so far (a copy)."""
+    return json.loads(json.dumps(_RECORDED))
+
+
 def section(name: str, ran: bool, why: str = "") -> dict:
     """Record whether a section of a chapter ran, and if not why (``results.json`` → ``sections``).
 
@@ -427,6 +436,7 @@ def prepare(chapter: str, profile: str, out_dir: Path, overrides: dict | None = 
 OWNER = "owner.json"  # in a temporary run folder: who is writing it
 FAILED = ".failed"
 ERROR_FILE = "error.txt"  # in a failed run folder: why it failed
+KERNEL_LOG = "kernel.log"  # in a run folder: the kernel process's own log (not cell output)
 
 
 def _make_folder(path: Path, what: str) -> None:
@@ -597,15 +607,16 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         raise RunError(f"cannot write in {chapter_dir}: {exc.strerror}{hint}") from None
     metrics_path = tmp / "metrics.json"
     notebook = tmp / f"{chapter}.ipynb"
-    env_before = os.environ.get(RESULTS_ENV)
+    env_before = {key: os.environ.get(key) for key in (RESULTS_ENV, CLAIMS_ENV)}
     os.environ[RESULTS_ENV] = str(metrics_path)
+    os.environ[CLAIMS_ENV] = claims_mode(profile, overrides)
     started = time.time()
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), open(tmp / KERNEL_LOG, "ab") as kernel_log:
             pm.execute_notebook(
                 str(book_dir / f"{chapter}.ipynb"), str(notebook),
                 parameters=params, cwd=str(book_dir), kernel_name="python3",
-                progress_bar=sys.stderr.isatty(),
+                progress_bar=sys.stderr.isatty(), kernel_manager_class=_logged_kernel(kernel_log),
             )
     except PapermillExecutionError as exc:
         failed = _fail(tmp, name, f"{exc.ename}: {exc.evalue}\n\n{_plain(exc.traceback)}")
@@ -620,10 +631,11 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         exc.add_note(f"partial run kept in {failed}")
         raise
     finally:
-        if env_before is None:
-            os.environ.pop(RESULTS_ENV, None)
-        else:
-            os.environ[RESULTS_ENV] = env_before
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     try:
         with _sigterm_as_interrupt():
             return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started)
@@ -636,6 +648,30 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         if tmp.exists():
             exc.add_note(f"partial run kept in {_fail(tmp, name, 'interrupted while writing results.json')}")
         raise
+
+
+def claims_mode(profile: str, overrides: dict | None) -> str:
+    """How a run treats a claim that does not hold (:mod:`infocam.claims`): ``strict`` for the
+    book's own parameters (``smoke`` / ``default``, no override), ``report`` for a user's."""
+    return "strict" if profile in ("smoke", "default") and not overrides else "report"
+
+
+def _logged_kernel(log):
+    """A kernel manager whose kernel writes its own log (stderr, stdout) to ``log``, not the terminal.
+
+    The kernel's log is noise to a reader ("running over TCP without encryption", "KeyboardInterrupt
+    caught in kernel" at shutdown); cell output still reaches the notebook, and the log is kept in
+    the run folder (:data:`KERNEL_LOG`) for when something went wrong inside the kernel itself.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            return await super().start_kernel(**kw)
+
+    return LoggedKernelManager
 
 
 def _plain(traceback: list[str]) -> str:
@@ -662,6 +698,9 @@ def _finish(chapter, profile, params, overrides, book_dir, tmp: Path, name: str,
         "device": metrics.pop("device", "cpu"),
         # which optional sections ran, and why the others did not (runs.section)
         "sections": metrics.pop("sections", {}),
+        # every claim the chapter made, {id, statement, holds, numbers} (infocam.claims.claim)
+        "claims": metrics.pop("claims", []),
+        "claims_mode": claims_mode(profile, overrides),
         "wall_time_s": round(time.time() - started, 2),
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),
         **provenance(),
