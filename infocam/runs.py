@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
-import difflib
 import errno
 import json
-import math
 import os
 import platform
 import shutil
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from infocam import config
 from infocam.utils import atomic_write_text
 
 PROFILES = ("smoke", "default", "paper")
@@ -155,8 +154,8 @@ def validate(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
     defaults = parameters_cell(book_dir / f"{chapter}.ipynb")
     for name, value in params.items():
         if name not in defaults:
-            close = difflib.get_close_matches(name, defaults, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            close = config.closest(name, defaults)
+            hint = f" Did you mean {close!r}?" if close else ""
             raise ParameterError(
                 f"chapter {chapter} has no parameter {name!r}.{hint} "
                 f"Its parameters are: {', '.join(defaults)}"
@@ -166,53 +165,26 @@ def validate(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
                 f"parameter {name!r} of chapter {chapter} must be of type {_type_name(defaults[name])} "
                 f"(default {defaults[name]!r}), got {value!r} ({_type_name(value)})"
             )
-        if not _finite(value):
+        if not config.finite(value):
             raise ParameterError(f"parameter {name}={value!r} of chapter {chapter}: numbers must be finite (no nan or inf)")
     return params
 
 
-def _finite(value) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return all(_finite(v) for v in value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    return True
-
-
 def parse_override(text: str) -> tuple[str, object]:
     """``key=value`` with the value read as YAML (``3`` → int, ``0.1`` → float, ``[1, 2]`` → list)."""
-    if "=" not in text:
-        raise ParameterError(f"-p expects key=value, got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"cannot parse value of {key!r}: {exc}") from None
-    return key.strip(), value
+    return config.parse_override(text, ParameterError, "-p")
 
 
 # -- allowed values ----------------------------------------------------------------------------------
 
 
-# name lists that constraints refer to with ``registry: <name>``, kept in their own modules
-REGISTRIES = {
-    "losses": ("infocam.losses", "LOSSES"),
-    "backbones": ("infocam.models.backbones", "BACKBONES"),
-    "mnist_sources": ("infocam.data.mnist", "SOURCES"),
-    "precisions": ("infocam.device", "PRECISIONS"),
-}
+# name lists that constraints refer to with ``registry: <name>`` (:data:`infocam.config.REGISTRIES`)
+REGISTRIES = config.REGISTRIES
 
 
 def registry(name: str) -> tuple:
     """The names in registry ``name`` (imported only when a constraint asks for it)."""
-    import importlib
-
-    if name not in REGISTRIES:
-        raise ParameterError(f"unknown registry {name!r} in a constraint; registries: {', '.join(REGISTRIES)}")
-    module, attr = REGISTRIES[name]
-    return tuple(getattr(importlib.import_module(module), attr))
+    return config.registry(name, ParameterError)
 
 
 def constraints(chapter: str, book_dir: Path = BOOK) -> dict:
@@ -223,76 +195,8 @@ def constraints(chapter: str, book_dir: Path = BOOK) -> dict:
     return found
 
 
-def _validator(schema: dict):
-    """A JSON-Schema validator with the book's keywords ``registry``, ``path`` and ``device``."""
-    import jsonschema
-    from jsonschema.exceptions import ValidationError
-
-    def in_registry(validator, name, value, schema):
-        names = registry(name)
-        if value not in names:
-            yield ValidationError(f"{value!r} is not one of {', '.join(names)}")
-
-    def existing_path(validator, kind, value, schema):
-        if isinstance(value, str) and value not in ("", "none") and not Path(value).expanduser().is_dir():
-            what = "is a file, not a folder" if Path(value).expanduser().exists() else "does not exist"
-            yield ValidationError(f"folder {value!r} {what}")
-
-    def device_name(validator, on, value, schema):
-        import torch
-
-        if on and isinstance(value, str) and value != "auto":
-            try:
-                kind = torch.device(value).type
-            except RuntimeError:
-                kind = None
-            if kind not in ("cpu", "cuda", "mps"):
-                yield ValidationError(f"{value!r} is not a device name")
-
-    cls = jsonschema.validators.extend(
-        jsonschema.Draft202012Validator, {"registry": in_registry, "path": existing_path, "device": device_name}
-    )
-    return cls(schema)
-
-
-def allowed(schema: dict) -> str:
-    """A short human reading of a constraint, e.g. ``integer ≥ 1`` (or its ``description``)."""
-    if "description" in schema:
-        return schema["description"]
-    if "registry" in schema:
-        return "one of " + ", ".join(registry(schema["registry"]))
-    if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
-    if "path" in schema:
-        return "'' (not set) or an existing folder"
-    if schema.get("device"):
-        return "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-    kind = schema.get("type", "value")
-    kind = " or ".join(kind) if isinstance(kind, list) else kind
-    if kind == "array":
-        text = "list"
-        if "items" in schema:
-            item = allowed(schema["items"])
-            text += f" of ({item})" if item.startswith("one of") else " of " + item.replace("integer", "integers").replace("number", "numbers")
-        if schema.get("minItems") and schema.get("minItems") == schema.get("maxItems"):
-            text += f", exactly {schema['minItems']} items"
-        elif schema.get("minItems"):
-            text += f", at least {schema['minItems']} item{'s' if schema['minItems'] > 1 else ''}"
-        if schema.get("uniqueItems"):
-            text += ", no repeats"
-        if "contains" in schema:
-            text += f", including {schema['contains'].get('const', '')}"
-        for part in schema.get("allOf", []):
-            if "contains" in part:
-                text += f", including {part['contains'].get('const', '')}"
-        return text
-    bounds = []
-    for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
-        if key in schema:
-            bounds.append(f"{sign} {schema[key]}")
-    if "multipleOf" in schema:
-        bounds.append(f"a multiple of {schema['multipleOf']}")
-    return " ".join([kind, ", ".join(bounds)]).strip()
+_validator = config.validator  # a JSON-Schema validator with the book's keywords (infocam.config)
+allowed = config.allowed  # a short human reading of a constraint, e.g. ``integer ≥ 1``
 
 
 def check_values(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
@@ -303,24 +207,12 @@ def check_values(chapter: str, params: dict, book_dir: Path = BOOK) -> dict:
     the package, see :data:`REGISTRIES`), ``path: dir`` (an existing folder, unless ``""`` = not
     set or ``"none"`` = switched off) and ``device: true`` (a device name).
     """
-    from jsonschema.exceptions import best_match
-
     for name, schema in constraints(chapter, book_dir).items():
         if name not in params:
             continue
-        error = best_match(_validator(schema).iter_errors(params[name]))
-        if error is not None:
-            where = "".join(f"[{i}]" for i in error.absolute_path)
-            message = error.message
-            if error.validator == "contains":
-                message = f"it lacks {error.validator_value.get('const', 'a required item')!r}"
-            elif error.validator in ("not", "anyOf", "oneOf", "if", "then"):
-                message = ""  # jsonschema's wording helps nobody; the allowed text says it all
-            detail = f" ({name}{where}: {message})" if where and message else f" ({message})" if message else ""
-            raise ParameterError(
-                f"parameter {name}={params[name]!r} of chapter {chapter} is not allowed{detail}; "
-                f"allowed: {allowed(schema)}"
-            )
+        wrong = config.problem(name, params[name], schema)
+        if wrong is not None:
+            raise ParameterError(f"parameter {name}={params[name]!r} of chapter {chapter} is not allowed{wrong}")
     return params
 
 
