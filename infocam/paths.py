@@ -68,3 +68,14 @@ def cache_dir() -> Path:
             "to a writable folder"
         ) from None
     return path
+
+
+def read_utf8(path: Path) -> str:
+    """A dataset's metadata file as text; DataError naming the line of the first byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                        "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None

@@ -121,6 +121,12 @@ def _edit(path: Path, fn):
         (lambda f: _edit(f / "train_test_split.txt", lambda r: r[:3] + [r[3].split()[0] + " 2"] + r[4:]), r"train_test_split.txt:4: is_train must be 0 or 1"),
         (lambda f: _edit(f / "image_class_labels.txt", lambda r: [r[0].split()[0] + " 77"] + r[1:]), r"image_class_labels.txt:1: class 77"),
         (lambda f: _edit(f / "images.txt", lambda r: r + [r[-1]]), r"images.txt:17: id .* appears twice"),
+        (lambda f: _edit(f / "bounding_boxes.txt", lambda r: r[:4] + [r[4].split()[0] + " nan 2 10 10"] + r[5:]),
+         r"bounding_boxes.txt:5: box x=nan .* not four finite numbers"),
+        (lambda f: _edit(f / "bounding_boxes.txt", lambda r: r[:1] + [r[1].split()[0] + " 1 2 10 inf"] + r[2:]),
+         r"bounding_boxes.txt:2: box .*h=inf is not four finite numbers"),
+        (lambda f: (f / "classes.txt").write_bytes(b"1 001.Bird_0\n2 002.M\xf6we\n"),
+         r"classes.txt:2: not UTF-8 text \(byte 0xf6\); save the file as UTF-8"),
         (lambda f: (f / "images" / "003.Bird_0" / "img_002.jpg").unlink(), r"images.txt:3: image file .* is missing"),
     ],
 )

@@ -63,6 +63,8 @@ def test_found_under_the_data_root(tiny, tmp_path):
     ("val_0.JPEG\tn01000000\t1\t2\t3\t64\n", "lies outside"),
     ("val_0.JPEG\tn01000000\t1\t2\t3\t63\n", None),
     ("val_404.JPEG\tn01000000\t1\t2\t3\t4\n", "val_404.JPEG is listed but"),
+    ("val_0.JPEG\tn01000000\t1\t2\t3\t4\nval_1.JPEG\tn01000000\t1\t2\t3\t4\nval_0.JPEG\tn01000000\t5\t6\t7\t8\n",
+     "val_annotations.txt:3: image val_0.JPEG is already listed at line 1; remove the duplicate row"),
 ])
 def test_bad_val_lines_name_file_and_line(tiny, text, match):
     (tiny / "val" / "val_annotations.txt").write_text(text)
@@ -78,6 +80,12 @@ def test_bad_layout_errors(tiny, tmp_path):
     (tiny / "train" / wnid / f"{wnid}_boxes.txt").write_text(f"{wnid}_0.JPEG\t1\t2\t3\t4\nn01000000_0.JPEG\t1\t2\t3\t4\n")
     with pytest.raises(DataError, match=rf"{wnid}_boxes.txt:2: image n01000000_0.JPEG does not belong"):
         load_tiny_imagenet(tiny, "train")
+    (tiny / "train" / wnid / f"{wnid}_boxes.txt").write_text(f"{wnid}_0.JPEG\t1\t2\t3\t4\n{wnid}_0.JPEG\t1\t2\t3\t4\n")
+    with pytest.raises(DataError, match=rf"{wnid}_boxes.txt:2: image {wnid}_0.JPEG is already listed at line 1"):
+        load_tiny_imagenet(tiny, "train")
+    (tiny / "words.txt").write_bytes((tiny / "words.txt").read_bytes() + b"n09000000\tcaf\xe9\n")
+    with pytest.raises(DataError, match=r"words.txt:\d+: not UTF-8 text \(byte 0xe9\)"):
+        load_tiny_imagenet(tiny)
     (tiny / "wnids.txt").write_text("n01000000\nn01000000\n")
     with pytest.raises(DataError, match=r"wnids.txt:2: n01000000 already listed at line 1"):
         load_tiny_imagenet(tiny)

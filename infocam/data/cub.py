@@ -22,7 +22,7 @@ import numpy as np
 
 from infocam.data.imbalance import keep_first_per_class, parity_counts
 from infocam.data.splits import selection_report_halves
-from infocam.paths import DataError, resolve_data_root
+from infocam.paths import DataError, read_utf8, resolve_data_root
 
 CUB_FOLDERS = ("CUB_200_2011",)
 FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "bounding_boxes.txt", "classes.txt")
@@ -119,7 +119,7 @@ def _read_table(path: Path, ncols: int, kinds: tuple) -> dict:
     if not path.is_file():
         raise DataError(f"{path} is missing: a CUB folder needs {', '.join(FILES)} (official CUB-200-2011 layout)")
     rows = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split(maxsplit=ncols - 1) if kinds[-1] is str else line.split()
@@ -179,6 +179,9 @@ def load_cub(root=None, *, data_root=None, check_images: bool = True) -> CUB:
         if cls not in classes:
             raise DataError(f"{root / 'image_class_labels.txt'}:{line}: class {cls} is not in classes.txt")
         line, (x, y, w, h) = boxes[i]
+        if not np.isfinite([x, y, w, h]).all():
+            raise DataError(f"{root / 'bounding_boxes.txt'}:{line}: box x={x} y={y} w={w} h={h} is not four "
+                            "finite numbers (nan or inf); fix or remove the line")
         if not (w > 0 and h > 0):
             raise DataError(f"{root / 'bounding_boxes.txt'}:{line}: invalid box x={x} y={y} w={w} h={h}")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infocam.paths import DataError, find_dataset
+from infocam.paths import DataError, find_dataset, read_utf8
 
 FOLDERS = ("tiny-imagenet-200",)
 SPLITS = ("train", "val")
@@ -65,7 +65,7 @@ def _lines(path: Path):
     if not path.is_file():
         raise DataError(f"{path} is missing: a Tiny-ImageNet folder needs wnids.txt, words.txt, "
                         "train/<wnid>/<wnid>_boxes.txt and val/val_annotations.txt (official layout)")
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
         if line.strip():
             yield lineno, line
 
@@ -110,13 +110,22 @@ def _box(path: Path, lineno: int, line: str, fields: list[str]) -> list[float]:
     return [x0, y0, x1, y1]
 
 
+def _once(seen: dict, name: str, path: Path, lineno: int) -> None:
+    """An image listed twice would be scored twice (its box counted double): refuse it, naming both lines."""
+    if name in seen:
+        raise DataError(f"{path}:{lineno}: image {name} is already listed at line {seen[name]}; "
+                        "remove the duplicate row")
+    seen[name] = lineno
+
+
 def _read_val(root: Path, to_label: dict):
     path = root / "val" / "val_annotations.txt"
-    paths, labels, boxes = [], [], []
+    paths, labels, boxes, seen = [], [], [], {}
     for lineno, line in _lines(path):
         parts = line.split()
         if len(parts) != 6:
             raise DataError(f"{path}:{lineno}: expected 6 fields 'file wnid x0 y0 x1 y1', got {len(parts)}: {line!r}")
+        _once(seen, parts[0], path, lineno)
         if parts[1] not in to_label:
             raise DataError(f"{path}:{lineno}: class {parts[1]} is not in wnids.txt")
         paths.append(root / "val" / "images" / parts[0])
@@ -129,10 +138,12 @@ def _read_train(root: Path, wnids: list[str]):
     paths, labels, boxes = [], [], []
     for label, wnid in enumerate(wnids):
         path = root / "train" / wnid / f"{wnid}_boxes.txt"
+        seen = {}
         for lineno, line in _lines(path):
             parts = line.split()
             if len(parts) != 5:
                 raise DataError(f"{path}:{lineno}: expected 5 fields 'file x0 y0 x1 y1', got {len(parts)}: {line!r}")
+            _once(seen, parts[0], path, lineno)
             if not parts[0].startswith(f"{wnid}_"):
                 raise DataError(f"{path}:{lineno}: image {parts[0]} does not belong to class {wnid}")
             paths.append(root / "train" / wnid / "images" / parts[0])
