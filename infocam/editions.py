@@ -147,11 +147,24 @@ def print_book(singlehtml_dir: Path, pdf: Path) -> dict:
     return report
 
 
+# What a solution leaves in a page (sphinx-exercise's HTML) or in a notebook (its MyST directive).
+SOLUTION_MARKER = re.compile(r'class="solution[ "]|Solution to Exercise|\{solution(?:-start)?\}')
+
+
 def solutions_in(html_dir: Path) -> list[str]:
     """Pages of a built book that still show a solution (empty for a correct student edition)."""
-    marker = re.compile(r'class="solution[ "]|Solution to Exercise')
     return sorted(str(p.relative_to(html_dir)) for p in Path(html_dir).rglob("*.html")
-                  if marker.search(p.read_text(errors="replace")))
+                  if SOLUTION_MARKER.search(p.read_text(errors="replace")))
+
+
+def solution_lines(text: str, min_length: int = 25) -> list[str]:
+    """The telling lines of a solution (code or written answer): long enough not to occur by chance."""
+    return [line.strip() for line in text.splitlines() if len(line.strip()) >= min_length]
+
+
+def solutions_in_text(text: str, lines: list[str]) -> list[str]:
+    """Solution markup and solution ``lines`` found in ``text`` (a student notebook's cells; empty when clean)."""
+    return [m.group(0) for m in SOLUTION_MARKER.finditer(text)] + [line for line in lines if line in text]
 
 
 def check_student(html_dir: Path) -> int:
