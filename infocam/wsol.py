@@ -97,6 +97,8 @@ def _as_maps(maps) -> np.ndarray:
     if isinstance(maps, torch.Tensor):
         maps = maps.detach().cpu().numpy()
     maps = np.asarray(maps, dtype=np.float32)
+    if maps.size == 0:
+        raise ValueError(f"no maps to score: an empty array of shape {maps.shape}; check the selection of images")
     if maps.ndim == 2:
         maps = maps[None]
     if maps.ndim != 3:
@@ -108,8 +110,12 @@ def _as_maps(maps) -> np.ndarray:
     return maps
 
 
-def _gt_boxes(gt_boxes, n: int) -> list[np.ndarray]:
-    """Ground truth as a list of (m_i, 4) xyxy arrays; accepts (N, 4) or a list of (m_i, 4)."""
+def _gt_boxes(gt_boxes, n: int, shape: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Ground truth as a list of (m_i, 4) xyxy arrays; accepts (N, 4) or a list of (m_i, 4).
+
+    With ``shape`` = (H, W) of the maps, a box reaching beyond them is refused: it is in another
+    pixel grid (the image's, not scaled with :func:`resize_boxes`) and would score IoU 0 silently.
+    """
     if isinstance(gt_boxes, (np.ndarray, torch.Tensor)):
         arr = np.asarray(gt_boxes, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != 4:
@@ -125,6 +131,13 @@ def _gt_boxes(gt_boxes, n: int) -> list[np.ndarray]:
         if not np.isfinite(b).all() or (b < 0).any() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
             raise ValueError(f"ground-truth box {b.tolist()} (entry {i}) is not (x0, y0, x1, y1) with "
                              "0 <= x0 <= x1 and 0 <= y0 <= y1; convert (x, y, w, h) boxes with xywh_to_xyxy")
+    if shape is not None:
+        H, W = shape
+        beyond = [i for i, b in enumerate(out) if (b[:, 2] > W).any() or (b[:, 3] > H).any()]
+        if beyond:
+            raise ValueError(f"{len(beyond)} of {n} ground-truth entries reach beyond the {H}x{W} maps (first: entry "
+                             f"{beyond[0]}, box {out[beyond[0]].tolist()}); boxes in image pixels must be scaled to "
+                             f"the maps with resize_boxes(boxes, image_sizes, ({H}, {W}))")
     return out
 
 
@@ -317,7 +330,7 @@ def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, keys: list,
 def _curves(heatmaps, gt_boxes, thresholds) -> tuple[np.ndarray, np.ndarray]:
     u8 = to_uint8(heatmaps)
     t = _check_thresholds(thresholds)
-    gts = _gt_boxes(gt_boxes, len(u8))
+    gts = _gt_boxes(gt_boxes, len(u8), u8.shape[1:])
     N, H, W = u8.shape
     order = np.argsort(t, kind="stable")
     gt_pad = np.full((N, max(len(g) for g in gts), 4), np.nan)

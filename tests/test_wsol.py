@@ -217,3 +217,20 @@ def test_centre_prior_and_score_methods():
     assert centre["method"] == "centre" and centre["gt_known_loc"] == 1.0 and centre["top1_loc"] == pytest.approx(2 / 3)
     assert corner["gt_known_loc"] == 0.0 and corner["original_top1_loc"] == 0.0
     assert set(curves) == {"centre", "corner"} and len(curves["centre"]) == 10
+
+
+def test_boxes_beyond_the_maps_and_empty_maps_are_one_clear_error():
+    maps = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    at_edge = np.array([[0, 0, 16, 16], [3, 4, 10, 12]])  # resize_boxes of a full-image box ends at W
+    assert wsol.iou_curves(maps, at_edge, [0.5]).shape == (2, 1)
+    in_image_pixels = np.array([[40, 30, 300, 200], [3, 4, 10, 12]])  # resize_boxes forgotten
+    with pytest.raises(ValueError, match=r"1 of 2 ground-truth entries reach beyond the 16x16 maps \(first: entry 0.*"
+                                         r"resize_boxes\(boxes, image_sizes, \(16, 16\)\)"):
+        wsol.iou_curves(maps, in_image_pixels, [0.5])
+    with pytest.raises(ValueError, match="reach beyond the 16x16 maps"):
+        wsol.evaluate(maps[:, :4, :4], at_edge, maps[:, :4, :4], in_image_pixels, [True, False], (16, 16))
+    for empty in (np.zeros((0, 8, 8)), np.array([]), []):
+        with pytest.raises(ValueError, match=r"no maps to score: an empty array of shape"):
+            wsol.iou_curves(empty, np.zeros((0, 4)), [0.5])
+    with pytest.raises(ValueError, match="no maps to score"):
+        wsol.evaluate(maps, at_edge, np.zeros((0, 4, 4)), np.zeros((0, 4)), [], (16, 16))
