@@ -16,7 +16,7 @@ export INFOCAM_DATA
 export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data features test unit notebooks book book-student book-print clean bench
+.PHONY: setup data features test unit notebooks book book-student book-print course clean bench
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,13 +70,26 @@ book: data
 	$(PY) -m infocam.vendor _build/html
 	@echo "Book built: file://$(abspath _build/html/index.html)"
 
-# The student edition: the same book without the exercises' solutions (text and code cells),
-# from the book's own execution cache (run `make book` first, or it executes the chapters).
+# Course material from the chapters (infocam/course.py): per chapter a student notebook (stubs, plain
+# Markdown, the smoke profile), the instructor's notebook and an otter-grader autograder; each chapter
+# graded both ways at the smoke profile (solutions: every point, untouched student notebook: none).
+# The glued numbers come from the book's execution cache, so the chapters are executed first (a no-op
+# after `make book`). Rebuilt when a chapter, its profiles or the builder change.
+COURSE := _build/course/course.json
+$(COURSE): $(wildcard book/[0-9]*.ipynb book/params/*.yml book/references.bib) infocam/course.py | data
+	$(BOOK_ENV) $(PY) -m infocam execute --cache _build/.jupyter_cache $(if $(BOOK_JOBS),--jobs $(BOOK_JOBS),)
+	INFOCAM_PROGRESS=0 $(PY) -m infocam.course build --out _build/course --cache _build/.jupyter_cache
+
+course: $(COURSE)
+
+# The student edition: the same book without the exercises' solutions (text and code cells) and
+# without the instructor page, each chapter linking its student notebook (`make course`), from the
+# book's own execution cache (run `make book` first, or it executes the chapters).
 STUDENT := _build/student
-book-student: data features
+book-student: data features $(COURSE)
 	mkdir -p $(STUDENT)
 	$(PY) -m infocam.editions student-config $(STUDENT)/_config.yml
-	$(BOOK_ENV) $(JB) build . --config $(STUDENT)/_config.yml --path-output $(STUDENT) -W --keep-going
+	$(BOOK_ENV) $(JB) build . --config $(STUDENT)/_config.yml --toc $(STUDENT)/_toc.yml --path-output $(STUDENT) -W --keep-going
 	rm -rf $(STUDENT)/html && cp -r $(STUDENT)/_build/html $(STUDENT)/html
 	$(PY) -m infocam.vendor $(STUDENT)/html
 	$(PY) -m infocam.editions check-student $(STUDENT)/html

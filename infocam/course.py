@@ -371,30 +371,31 @@ def glued(executed: dict) -> dict:
     return values
 
 
-def executed_chapter(chapter_path: Path, cache: Path) -> dict:
+def _as_nbformat(nb: dict):
+    import nbformat
+
+    return nbformat.reads(json.dumps(nb), as_version=4)  # as myst-nb reads it, so the cache hash matches
+
+
+def executed_chapter(nb: dict, chapter: str, cache: Path) -> dict:
     """The chapter as the book last executed it (default profile), from the build's execution cache."""
     import nbformat
     from jupyter_cache import get_cache
 
-    from infocam.bookbuild import read_notebook
-
-    nb = read_notebook(chapter_path)
     try:
-        _, merged = get_cache(str(cache)).merge_match_into_notebook(nb)
+        _, merged = get_cache(str(cache)).merge_match_into_notebook(_as_nbformat(nb))
     except KeyError:
-        raise CourseError(f"{chapter_path.stem} is not in the execution cache {cache} as it is now: run "
+        raise CourseError(f"{chapter} is not in the execution cache {cache} as it is now: run "
                           "`make course` (it executes the chapters first) or `make book`") from None
     return json.loads(nbformat.writes(merged))
 
 
-def cached_seconds(chapter_path: Path, cache: Path) -> float | None:
+def cached_seconds(nb: dict, cache: Path) -> float | None:
     """Seconds the cached default-profile run of a chapter took (as ``infocam execute`` measured it)."""
     from jupyter_cache import get_cache
 
-    from infocam.bookbuild import read_notebook
-
     try:
-        record = get_cache(str(cache)).match_cache_notebook(read_notebook(chapter_path))
+        record = get_cache(str(cache)).match_cache_notebook(_as_nbformat(nb))
     except KeyError:
         return None
     return (record.data or {}).get("execution_seconds")
@@ -444,11 +445,9 @@ in the text are those of the book's own run (default profile). Needs the `infoca
 """
 
 
-def master_notebook(chapter: str, book_dir: Path, cache: Path, ctx: MystContext) -> dict:
-    """The chapter as an otter-assign master notebook: plain Markdown, a smoke cell, exercises as questions."""
-    path = book_dir / f"{chapter}.ipynb"
-    nb = json.loads(path.read_text())
-    ctx.glue = glued(executed_chapter(path, cache))
+def master_notebook(nb: dict, chapter: str, book_dir: Path, cache: Path, ctx: MystContext) -> dict:
+    """The chapter ``nb`` as an otter-assign master notebook: plain Markdown, a smoke cell, exercises as questions."""
+    ctx.glue = glued(executed_chapter(nb, chapter, cache))
     ctx.cited = []
     section = exercise_section(nb, chapter)
     exs = exercises(nb, chapter)
@@ -490,6 +489,8 @@ def master_notebook(chapter: str, book_dir: Path, cache: Path, ctx: MystContext)
         earlier |= _stores(ast.parse(e.code))
     if ctx.cited:
         cells.append(_cell("markdown", references_cell(ctx)))
+    for i, cell in enumerate(cells):
+        cell["id"] = f"{chapter[:2]}-{i}"
     return {"cells": cells, "metadata": nb["metadata"], "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -509,9 +510,8 @@ def book_context(book_dir: Path) -> MystContext:
     return ctx
 
 
-def syllabus_entry(chapter: str, book_dir: Path, ctx: MystContext) -> dict:
+def syllabus_entry(nb: dict, chapter: str, ctx: MystContext) -> dict:
     """Learning goals, prerequisites and exercises of a chapter, as plain text for the instructor page."""
-    nb = json.loads((book_dir / f"{chapter}.ipynb").read_text())
     opening = next(_source(c) for c in nb["cells"] if "{admonition} Learning goals" in _source(c))
     goals = [line[2:].strip().rstrip(";.") for line in opening.splitlines() if line.startswith("- ")]
     prereq = re.search(r"\*\*Prerequisites\.\*\*\s*(.*)", opening, re.S)
@@ -586,14 +586,15 @@ def build(book_dir: Path, cache: Path, out: Path, chapters: list[str] | None = N
     tmp = out.parent / f".{out.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    report = {"otter_grader": _otter_version(), "threads": os.environ.get("OMP_NUM_THREADS"), "chapters": {}}
+    report = {"otter_grader": _otter_version(), "cores": os.cpu_count(), "threads": os.environ.get("OMP_NUM_THREADS"),
+              "chapters": {}}
     started = time.perf_counter()
     try:
         for chapter in chapters:
-            entry = syllabus_entry(chapter, book_dir, ctx)
-            files = assign(master_notebook(chapter, book_dir, cache, ctx), chapter, tmp)
+            source = json.loads((book_dir / f"{chapter}.ipynb").read_text())  # read once: chapters change
+            entry = syllabus_entry(source, chapter, ctx)
+            files = assign(master_notebook(source, chapter, book_dir, cache, ctx), chapter, tmp)
             student_nb = json.loads(files["student"].read_text())
-            source = json.loads((book_dir / f"{chapter}.ipynb").read_text())
             exs = exercises(source, chapter)
             left = solutions_in_notebook(student_nb, exs, chapter_text(source, chapter))
             if left:
@@ -602,7 +603,7 @@ def build(book_dir: Path, cache: Path, out: Path, chapters: list[str] | None = N
             untouched = grade(files["student"], files["autograder"])
             check_grades(chapter, exs, solved, untouched)
             entry.update(solutions=solved, student=untouched,
-                         default_seconds=cached_seconds(book_dir / f"{chapter}.ipynb", cache))
+                         default_seconds=cached_seconds(source, cache))
             report["chapters"][chapter] = entry
             log(f"{chapter}: {len(exs)} exercises, {int(solved['possible'])} autograded points in "
                 f"{sum(e.points for e in exs)} tests (+{sum(MANUAL_POINTS for e in exs if e.manual)} by hand); "
@@ -666,6 +667,49 @@ def grade_folder(folder: Path, autograders: Path, log=print) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     return atomic_write_text(folder / "grades.csv", buffer.getvalue())
+
+
+# -- the instructor page -----------------------------------------------------------------------------------
+
+REPORT = runs.REPO / "_build" / "course" / "course.json"
+
+
+def load_report(path: Path = REPORT) -> dict | None:
+    """What the last ``make course`` built and measured (None where it has not run)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _seconds(value) -> str:
+    return "not run" if value is None else f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def syllabus_markdown(report: dict) -> str:
+    """The syllabus: chapter, learning goals, prerequisites, exercises with points, measured run times."""
+    rows = ["| Chapter | Learning goals | Prerequisites | Exercises (points) | Run time: smoke / default |",
+            "|---|---|---|---|---|"]
+    for chapter, c in report["chapters"].items():
+        goals = "<br>".join(f"• {g}" for g in c["goals"])
+        exs = "<br>".join(f"{e['number']} {e['title']} ({e['points']}" + (f" + {e['manual_points']} written" if
+                                                                         e["manual_points"] else "") + ")"
+                          for e in c["exercises"])
+        rows.append(f"| {chapter[:2]}. {c['title']} | {goals} | {c['prerequisites']} | {exs} | "
+                    f"{_seconds(c['solutions']['seconds'])} / {_seconds(c['default_seconds'])} |")
+    return "\n".join(rows) + "\n"
+
+
+def grading_markdown(report: dict) -> str:
+    """Per chapter: exercises, points, tests and what grading the solutions and the untouched notebook gave."""
+    rows = ["| Chapter | Exercises | Autograded points (tests) | Written points | Solutions | Untouched student notebook |",
+            "|---|---|---|---|---|---|"]
+    for chapter, c in report["chapters"].items():
+        tests = sum(e["tests"] for e in c["exercises"])
+        written = sum(e["manual_points"] for e in c["exercises"])
+        s, u = c["solutions"], c["student"]
+        rows.append(f"| {chapter} | {len(c['exercises'])} | {s['possible']:g} ({tests}) | {written} | "
+                    f"{s['score']:g}/{s['possible']:g} in {_seconds(s['seconds'])} | "
+                    f"{u['score']:g}/{u['possible']:g} in {_seconds(u['seconds'])} |")
+    return "\n".join(rows) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,20 +32,32 @@ class PrintError(RuntimeError):
     """The printable book could not be produced or failed its checks."""
 
 
-def student_config(config: Path, out: Path, cache: Path, extensions: Path) -> Path:
-    """Write the student edition's ``_config.yml``: the book's config with solutions dropped.
+INSTRUCTOR_PAGES = ("book/instructor",)  # in the book, never in the student edition
+
+
+def student_config(config: Path, out: Path, cache: Path, extensions: Path, notebooks: Path | None = None) -> Path:
+    """Write the student edition's ``_config.yml``: the book's config with solutions dropped, and
+    beside it its ``_toc.yml``: the book's without the instructor pages.
 
     Jupyter Book resolves ``local_extensions`` against the config file's folder, so the
-    extension folder is written as an absolute path.
+    extension folder is written as an absolute path. ``notebooks``: the folder of student
+    notebooks (``make course``) that each chapter links for download.
     """
     import yaml
 
     cfg = yaml.safe_load(Path(config).read_text())
     sphinx = cfg.setdefault("sphinx", {})
     sphinx.setdefault("config", {})["student_edition"] = True
-    sphinx["local_extensions"] = {"course": str(Path(extensions).resolve())}
+    if notebooks is not None:
+        sphinx["config"]["student_notebooks"] = str(Path(notebooks).resolve())
+    sphinx["local_extensions"] = {name: str(Path(extensions).resolve()) for name in sphinx.get("local_extensions") or ["course"]}
     cfg.setdefault("execute", {})["cache"] = str(Path(cache).resolve())
     atomic_write_text(out, yaml.safe_dump(cfg, sort_keys=False))
+    toc_file = Path(config).parent / "_toc.yml"
+    if toc_file.exists():
+        toc = yaml.safe_load(toc_file.read_text())
+        toc["chapters"] = [c for c in toc.get("chapters", []) if c.get("file") not in INSTRUCTOR_PAGES]
+        atomic_write_text(Path(out).parent / "_toc.yml", yaml.safe_dump(toc, sort_keys=False))
     return Path(out)
 
 
@@ -167,12 +179,28 @@ def solutions_in_text(text: str, lines: list[str]) -> list[str]:
     return [m.group(0) for m in SOLUTION_MARKER.finditer(text)] + [line for line in lines if line in text]
 
 
+def notebook_links(html_dir: Path) -> dict[str, bool]:
+    """The student-notebook downloads a built edition links, each with whether its file exists."""
+    links = {}
+    for page in Path(html_dir).rglob("*.html"):
+        for href in re.findall(r'href="([^"]+\.ipynb)" download', page.read_text(errors="replace")):
+            links[href.rsplit("/", 1)[-1]] = (page.parent / href).is_file()
+    return links
+
+
 def check_student(html_dir: Path) -> int:
-    """Exercises shown in a student edition; :class:`PrintError` if any solution is left in it."""
+    """Exercises shown in a student edition; :class:`PrintError` if any solution or instructor page is
+    left in it, or a student-notebook link leads nowhere."""
     html_dir = Path(html_dir)
     left = solutions_in(html_dir)
     if left:
         raise PrintError(f"{html_dir}: solutions left in the student edition: {', '.join(left)}")
+    instructor = [page for page in INSTRUCTOR_PAGES if (html_dir / f"{page}.html").exists()]
+    if instructor:
+        raise PrintError(f"{html_dir}: instructor pages in the student edition: {', '.join(instructor)}")
+    broken = sorted(name for name, ok in notebook_links(html_dir).items() if not ok)
+    if broken:
+        raise PrintError(f"{html_dir}: links to student notebooks that are not there: {', '.join(broken)}")
     return sum(p.read_text(errors="replace").count('class="exercise') for p in html_dir.rglob("*.html"))
 
 
@@ -183,9 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "student-config":
         root = Path(__file__).resolve().parent.parent
-        print(student_config(root / "_config.yml", Path(args[1]), root / "_build" / ".jupyter_cache", root / "book" / "_ext"))
+        notebooks = root / "_build" / "course" / "student"
+        if not notebooks.is_dir():
+            raise SystemExit(f"{notebooks} is missing: run `make course` first (the student edition links its notebooks)")
+        print(student_config(root / "_config.yml", Path(args[1]), root / "_build" / ".jupyter_cache", root / "book" / "_ext",
+                             notebooks))
     elif len(args) == 2 and args[0] == "check-student":
-        print(f"{args[1]}: {check_student(Path(args[1]))} exercises, no solution")
+        html_dir = Path(args[1])
+        exercises = check_student(html_dir)
+        print(f"{html_dir}: {exercises} exercises, no solution, {len(notebook_links(html_dir))} student notebooks linked")
     elif len(args) == 3 and args[0] == "print":
         result = print_book(Path(args[1]), Path(args[2]))
         print(f"printable page: {result['page']} ({result['figures']} figures)")
