@@ -3,8 +3,10 @@
 Used by the tests of the built pages (tables fit the viewport) and of the threshold explorer (the
 slider shows the evaluator's IoU), and for screenshots. The page is copied to a temporary file
 with a ``<base>`` pointing at its folder (so its styles, scripts and images load as they would)
-and the probe appended; the probe's JSON answer is read from the DOM Chromium dumps after the
-page's scripts and timers have run (``--virtual-time-budget``). Debian's ``chromium`` package
+and the probe appended. It is shown in an iframe of the viewport's size (headless Chromium's
+window is at least 500 px wide, a phone is 390), and the probe's JSON answer, posted to the
+wrapper, is read from the DOM Chromium dumps after the scripts and timers have run
+(``--virtual-time-budget``). Debian's ``chromium`` package
 provides the browser; :func:`infocam.editions.find_chromium` finds it.
 """
 
@@ -33,10 +35,18 @@ def _probe_page(page: Path, probe_js: str, delay_ms: int) -> str:
         else base + text
     probe = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
              "var answer; try { answer = (function () {" + probe_js + "})(); } catch (e) { answer = {error: String(e)}; }"
-             "var pre = document.createElement('pre'); pre.id = 'infocam-probe';"
-             "pre.textContent = JSON.stringify(answer); document.body.appendChild(pre);"
+             "parent.postMessage(JSON.stringify(answer), '*');"
              f"}}, {int(delay_ms)}); }});</script>")
     return text.replace("</body>", probe + "</body>") if "</body>" in text else text + probe
+
+
+def _frame(page_uri: str, width: int, height: int, listen: bool) -> str:
+    """A wrapper page showing ``page_uri`` in a ``width`` × ``height`` iframe (and writing a posted answer)."""
+    script = ("<script>window.addEventListener('message', function (e) { var pre = document.createElement('pre');"
+              "pre.id = 'infocam-probe'; pre.textContent = e.data; document.body.appendChild(pre); });</script>"
+              if listen else "")
+    return (f'<!doctype html><html><body style="margin:0">{script}<iframe src="{page_uri}" '
+            f'style="border:0;display:block;width:{width}px;height:{height}px"></iframe></body></html>')
 
 
 def _run(chromium: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -55,9 +65,11 @@ def probe(page: str | Path, probe_js: str, width: int = 1280, height: int = 900,
         raise BrowserError("no chromium on PATH (Debian: `apt-get install chromium`)")
     page = Path(page)
     with tempfile.TemporaryDirectory(prefix="infocam-probe-") as tmp:
-        copy = Path(tmp) / "probe.html"
+        copy, frame = Path(tmp) / "probe.html", Path(tmp) / "frame.html"
         copy.write_text(_probe_page(page, probe_js, delay_ms))
-        done = _run(chromium, [f"--window-size={width},{height}", "--dump-dom", copy.as_uri()], timeout)
+        frame.write_text(_frame(copy.as_uri(), width, height, listen=True))
+        done = _run(chromium, [f"--window-size={max(width, 500) + 20},{height + 20}", "--dump-dom", frame.as_uri()],
+                    timeout)
     found = ANSWER.search(done.stdout)
     if not found:
         raise BrowserError(f"{page}: the probe gave no answer; chromium said: {done.stderr[-1500:]}")
@@ -73,9 +85,15 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int
     chromium = chromium or find_chromium()
     if chromium is None:
         raise BrowserError("no chromium on PATH (Debian: `apt-get install chromium`)")
+    from PIL import Image
+
     png = Path(png).resolve()
-    done = _run(chromium, [f"--window-size={width},{height}", f"--screenshot={png}", Path(page).resolve().as_uri()],
-                timeout)
-    if not png.exists():
-        raise BrowserError(f"chromium wrote no screenshot: {done.stderr[-1500:]}")
+    with tempfile.TemporaryDirectory(prefix="infocam-shot-") as tmp:
+        frame, shot = Path(tmp) / "frame.html", Path(tmp) / "shot.png"
+        frame.write_text(_frame(Path(page).resolve().as_uri(), width, height, listen=False))
+        done = _run(chromium, [f"--window-size={max(width, 500)},{height}", f"--screenshot={shot}", frame.as_uri()],
+                    timeout)
+        if not shot.exists():
+            raise BrowserError(f"chromium wrote no screenshot: {done.stderr[-1500:]}")
+        Image.open(shot).crop((0, 0, width, height)).save(png)
     return png

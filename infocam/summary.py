@@ -301,3 +301,130 @@ def reproduction_table(metrics: dict[str, dict], parameters: dict[str, dict] | N
         rows.append({**base, "ours": reading.ours, "seeds": reading.seeds, "scale": reading.scale,
                      "verdict": reading.verdict, "note": reading.note})
     return pd.DataFrame(rows)
+
+
+# -- the front page (book/intro): the same table, shorter, with links and the network-free baselines -------
+
+# The section of its chapter where each claim is measured (keyed by the claim's reader); tests check
+# that every heading exists in its chapter.
+SECTIONS = {
+    "read_rq1_balanced": "The paper's table: softmax and PC-softmax",
+    "read_rq1_imbalanced": "The paper's table: softmax and PC-softmax",
+    "read_rq2_mnist": "The mutual-information reading",
+    "read_rq2_cub": "CUB-200-2011: a linear probe on frozen ImageNet features",
+    "read_rq3_cluttered": "CAM vs infoCAM vs ADL vs infoCAM+",
+    "read_rq3_frozen_birds": "Real birds with real boxes: CUB-200-2011",
+    "read_rq3_trained_birds": "CAM, infoCAM and the centre prior on trained networks",
+    "read_rq3_tiny": "Tiny-ImageNet with a network trained on its classes",
+}
+SYNTHETIC_BY_DESIGN = ("01_theory", "02_synthetic_mi")  # exact or sampled known distributions, no dataset
+NO_BASELINE = "—"
+
+
+def section_anchor(title: str) -> str:
+    """The HTML id Sphinx gives a section of this title (docutils' ``make_id``)."""
+    from docutils.nodes import make_id
+
+    return make_id(title)
+
+
+def _centre_baseline(rows: dict) -> str:
+    """The centre Gaussian's Top-1 Loc (and MaxBoxAccV2) beside the best infoCAM row of the same table."""
+    centre = next((n for n in rows if n.startswith("centre Gaussian")), None)
+    if centre is None:
+        raise NotRecorded("a centre Gaussian row")
+    best = _best_infocam(rows, "top1_loc")
+    c, b = rows[centre]["top1_loc"], rows[best]["top1_loc"]
+    text = f"centre Gaussian Top-1 Loc {100 * c:.1f} %, {'above' if c > b else 'below'} infoCAM's {100 * b:.1f} %"
+    if "maxboxacc_v2" in rows[centre] and "maxboxacc_v2" in rows[best]:
+        cv, bv = rows[centre]["maxboxacc_v2"], rows[best]["maxboxacc_v2"]
+        text += f" (MaxBoxAccV2 {100 * cv:.1f} % vs {100 * bv:.1f} %)"
+    return text
+
+
+def _knn_baseline(metrics: dict) -> str:
+    peers = get(metrics, "peers")
+    knn, soft = get(peers, "knn"), get(peers, "softmax")
+    return f"kNN estimator RMSE {knn['rmse']:.3f} nats vs softmax {soft['rmse']:.3f} nats (the peers' sweep)"
+
+
+BASELINES: dict[str, Callable[[dict], str]] = {
+    "read_rq1_balanced": _knn_baseline,
+    "read_rq1_imbalanced": _knn_baseline,
+    "read_rq3_frozen_birds": lambda m: _centre_baseline(get(m, "cub")),
+    "read_rq3_trained_birds": lambda m: _centre_baseline(get(m, "cub")),
+    "read_rq3_tiny": lambda m: _centre_baseline(get(m, "tiny")),
+}
+
+
+def baseline(claim: Claim, metrics: dict[str, dict]) -> str:
+    """The network-free baseline measured beside ``claim`` in this build, or "—" where none applies or ran."""
+    reader = BASELINES.get(claim.read.__name__)
+    if reader is None or claim.chapter not in metrics:
+        return NO_BASELINE
+    try:
+        return reader(metrics[claim.chapter])
+    except NotRecorded:
+        return NO_BASELINE
+
+
+def _chapter_number(chapter: str) -> str:
+    return str(int(chapter.split("_", 1)[0]))
+
+
+def front_page_table(metrics: dict[str, dict], parameters: dict[str, dict] | None = None,
+                     claims: tuple[Claim, ...] = CLAIMS) -> pd.DataFrame:
+    """The front page's rows: claim, verdict, network-free baseline, our setting, and where (an HTML link).
+
+    The same readings as :func:`reproduction_table` (so the two pages cannot disagree); the link
+    goes to the chapter's section (:data:`SECTIONS`) relative to a page in ``book/``."""
+    full = reproduction_table(metrics, parameters, claims)
+    rows = []
+    for c, row in zip(claims, full.itertuples()):
+        section = SECTIONS.get(c.read.__name__, "")
+        href = f"{c.chapter}.html" + (f"#{section_anchor(section)}" if section else "")
+        label = f"chapter {_chapter_number(c.chapter)}" + (f", § {section}" if section else "")
+        rows.append({"claim": f"{c.question}: {c.claim}", "verdict": row.verdict, "ours": row.ours,
+                     "baseline (no network)": baseline(c, metrics), "setting here": row.scale,
+                     "where": f'<a href="{href}">{label}</a>'})
+    return pd.DataFrame(rows)
+
+
+def data_sources(metrics: dict[str, dict], chapters: list[str]) -> pd.DataFrame:
+    """Per chapter: synthetic by design or real images, and the data source the chapter recorded in this build."""
+    rows = []
+    for ch in chapters:
+        source = metrics.get(ch, {}).get("data_source") or "not run in this build"
+        if ch in SYNTHETIC_BY_DESIGN:
+            kind = "synthetic by design (known distributions, exact ground truth)"
+        elif "generated fixture" in source:
+            kind = "real images where the dataset was found, generated fixtures otherwise"
+        else:
+            kind = "real images"
+        rows.append({"chapter": f"chapter {_chapter_number(ch)}", "kind": kind, "data this build used": source})
+    return pd.DataFrame(rows)
+
+
+def recipes_table() -> pd.DataFrame:
+    """The shipped training recipes (``infocam train <name>``), each with its file's first comment line."""
+    rows = []
+    for path in sorted((Path(__file__).parent / "recipes").glob("*.yml")):  # the recipes the package ships
+        name = path.stem
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        rows.append({"recipe": name, "what": first, "command": f"infocam train {name}"})
+    return pd.DataFrame(rows)
+
+
+def front_page_html(table: pd.DataFrame) -> str:
+    """:func:`front_page_table` as an HTML table (class ``infocam-claims``: the book's CSS keeps its
+    claim and verdict columns in view); every cell escaped but the links, the verdict above our number."""
+    import html
+
+    head = ["claim", "verdict (this book)", "baseline (no network)", "setting here", "where"]
+    rows = []
+    for r in table.to_dict("records"):
+        cells = [html.escape(r["claim"]), f"{html.escape(r['verdict'])}<br><small>{html.escape(r['ours'])}</small>",
+                 html.escape(r["baseline (no network)"]), html.escape(r["setting here"]), r["where"]]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ('<table class="infocam-claims"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
