@@ -428,3 +428,11 @@ def front_page_html(table: pd.DataFrame) -> str:
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ('<table class="infocam-claims"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def recorded_claims(metrics: dict[str, dict]) -> pd.DataFrame:
+    """Every claim the chapters recorded with :func:`infocam.claims.claim`, one row each (chapter,
+    id, statement, holds) in chapter order; ``metrics`` as :func:`load_metrics` returns them."""
+    rows = [{"chapter": chapter, "id": c["id"], "statement": c["statement"], "holds": bool(c["holds"])}
+            for chapter, recorded in sorted(metrics.items()) for c in recorded.get("claims", [])]
+    return pd.DataFrame(rows, columns=["chapter", "id", "statement", "holds"])

@@ -116,6 +116,8 @@ def _gone(pid: int, timeout: float = 10) -> bool:
 BAD_VALUES = [
     ("01_theory", {"seed": -1}, "seed=-1.*allowed: integer ≥ 0"),
     ("01_theory", {"num_classes": 1}, "num_classes=1.*allowed: integer ≥ 2"),
+    ("01_theory", {"num_classes": 10**6}, "num_classes=1000000 .*greater than the maximum of 100.*integer ≥ 2, ≤ 100"),
+    ("01_theory", {"num_x": 10**7}, "num_x=10000000 .*≤ 1000"),
     ("01_theory", {"concentration": 0.0}, "concentration=0.0.*allowed: number > 0"),
     ("01_theory", {"imbalance": 0.5}, "imbalance=0.5.*allowed: number ≥ 1"),
     ("01_theory", {"lr": -0.1}, "lr=-0.1"),
@@ -141,7 +143,7 @@ BAD_VALUES = [
     ("04_infocam", {"widths": [8, 16, 32]}, "widths=.*exactly 4 items"),
     ("04_infocam", {"threshold_step": 0.0}, "threshold_step=0.0"),
     ("04_infocam", {"photos": ["lena"]}, "photos\\[0\\]"),
-    ("04_infocam", {"cub_val_fraction": 1.0}, "cub_val_fraction=1.0"),
+    ("04_infocam", {"claim_tol": -1.0}, "claim_tol=-1.0"),
     ("04_infocam", {"cub_image_size": 100}, "cub_image_size=100.*multiple of 32"),
     ("04_infocam", {"drop_rate": 1.5}, "drop_rate=1.5"),
 ]
@@ -180,11 +182,29 @@ def test_nan_and_inf_are_refused(value):
         runs.resolve_parameters("02_synthetic_mi", "smoke", {name: value})
 
 
-def test_device_names_are_checked():
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as one without CUDA or MPS, whatever it has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_device_names_are_checked(cpu_only):
     with pytest.raises(runs.ParameterError, match="device='gpu'.*'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"):
         runs.check_values("01_theory", {"device": "gpu"})
-    for ok in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+    for ok in ("auto", "cpu"):
         runs.check_values("01_theory", {"device": ok})
+    for missing in ("cuda", "cuda:1", "mps"):
+        with pytest.raises(runs.ParameterError, match=f"device='{missing}' .*not allowed .*available: cpu"):
+            runs.check_values("01_theory", {"device": missing})
+
+
+def test_cuda_without_cuda_is_refused_before_the_kernel_starts(cpu_only, tmp_path, capsys):
+    code = cli.main(["run", "theory", "-p", "device=cuda", "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "device='cuda' of chapter 01_theory is not allowed (device 'cuda' asked for CUDA, but this machine has none" in err
+    assert not (tmp_path / "runs").exists()  # nothing started: no run folder, no kernel
 
 
 def test_cli_prints_the_value_error_as_one_line(capsys):
@@ -431,8 +451,18 @@ def test_run_records_sections_and_writes_nothing_half(book, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["sections"] == {"main": {"ran": True, "why": ""}, "extra": {"ran": False, "why": "extra=False"}}
     assert results["metrics"]["value"] == 6
-    assert sorted(p.name for p in out.iterdir()) == ["01_toy.ipynb", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["01_toy.ipynb", runs.KERNEL_LOG, "results.json"]
     assert [p.name for p in (tmp_path / "runs" / "01_toy").iterdir()] == [out.name]
+
+
+@pytest.mark.slow  # starts a Jupyter kernel
+def test_successful_run_prints_its_result_not_the_kernels_log(book, tmp_path):
+    proc = infocam_cli(book, tmp_path / "runs", "seed=2")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert err == "" and out.startswith("results: ") and out.count("\n") == 1
+    (run,) = (tmp_path / "runs" / "01_toy").iterdir()
+    assert "IPKernelApp" in (run / runs.KERNEL_LOG).read_text()  # kept for when the kernel itself fails
 
 
 @pytest.mark.slow  # starts a Jupyter kernel

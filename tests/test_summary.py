@@ -133,3 +133,22 @@ def test_record_writes_no_file_outside_the_book_build(tmp_path, monkeypatch):
 def test_get_names_the_missing_key(path):
     with pytest.raises(summary.NotRecorded, match=path.split("/")[0]):
         summary.get({"paper_bias": {}}, path)
+
+
+def test_recorded_claims_reads_every_chapters_claims_from_the_build(tmp_path, monkeypatch):
+    from infocam.claims import claim
+
+    monkeypatch.delenv(runs.RESULTS_ENV, raising=False)
+    monkeypatch.delenv(runs.CLAIMS_ENV, raising=False)
+    monkeypatch.setenv(runs.METRICS_DIR_ENV, str(tmp_path))
+    for chapter, holds in (("02_b", True), ("01_a", True)):
+        monkeypatch.setattr(runs, "_RECORDED", {})
+        monkeypatch.setenv(runs.CHAPTER_ENV, chapter)
+        claim(f"{chapter}-claim", f"what {chapter} says", holds, x=1.0)
+        runs.record(other=1)
+    table = summary.recorded_claims(summary.load_metrics(tmp_path))
+    assert table.to_dict("records") == [
+        {"chapter": "01_a", "id": "01_a-claim", "statement": "what 01_a says", "holds": True},
+        {"chapter": "02_b", "id": "02_b-claim", "statement": "what 02_b says", "holds": True},
+    ]
+    assert list(summary.recorded_claims({}).columns) == ["chapter", "id", "statement", "holds"]
