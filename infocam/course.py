@@ -164,11 +164,11 @@ def _stores(tree: ast.AST) -> set[str]:
 
 
 def _ordered_names(trees: list[ast.AST]) -> list[str]:
+    """Names in the order they first appear in the source of ``trees``."""
     seen = {}
     for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name):
-                seen.setdefault(node.id, None)
+        for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Name)), key=lambda n: (n.lineno, n.col_offset)):
+            seen.setdefault(node.id, None)
     return list(seen)
 
 
@@ -291,7 +291,7 @@ def _role(role: str, content: str, ctx: MystContext, chapter: str) -> str:
         if key not in ctx.glue:
             raise CourseError(f"{chapter}: the book's run glued no value named {key!r}")
         data = ctx.glue[key]
-        if role == "glue:md" or ("text/markdown" in data and "text/plain" not in data):
+        if role == "glue:md" or (role != "glue:text" and "text/markdown" in data):
             return data["text/markdown"]
         from myst_nb.core.variables import format_plain_text
 

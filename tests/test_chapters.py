@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from infocam import runs
+from infocam import paper, runs
 
 CHAPTERS = runs.chapters()
 
@@ -61,11 +61,11 @@ def test_citations_resolve():
 # -- no typed result numbers in prose ------------------------------------------------------------
 #
 # Numbers in a chapter's prose come from the computation ({glue:text}`key` / {glue:md}`key`), so
-# they stay true under every profile. What may be typed: the paper's own numbers (its results and
-# its protocol, listed per chapter below), equations ($…$), code spans and blocks, citation and
-# cross-reference roles, years, and numbers joined to words (1-D, Top-1, CUB-200-2011, VGG16).
+# they stay true under every profile. What may be typed: the paper's protocol (listed per chapter
+# below), equations ($…$), code spans and blocks, citation and cross-reference roles, years, and
+# numbers joined to words (1-D, Top-1, CUB-200-2011, VGG16). The paper's results are never typed,
+# in prose or code: they come from ``infocam.paper`` (glued in prose).
 
-PAPER_RESULTS = {"89.73", "87.69", "55.83", "43.34"}  # CUB PC-softmax acc / mean per-class; infoCAM Top-1 Loc
 ALLOWED = {
     "01_theory": set(),
     "02_synthetic_mi": {"10,000", "5,000", "25,000"},  # the paper's training samples per class
@@ -115,10 +115,31 @@ def test_typed_numbers_finds_results_and_skips_the_rest():
 _PAGES = sorted(runs.BOOK.glob("*.ipynb")) + sorted(runs.BOOK.glob("*.md"))
 @pytest.mark.parametrize("page", _PAGES, ids=[p.stem for p in _PAGES])
 def test_no_typed_result_numbers_in_prose(page):
-    allowed = PAPER_RESULTS | ALLOWED.get(page.stem, set())
+    allowed = ALLOWED.get(page.stem, set())
     offenders = [(i, n) for i, md in enumerate(_markdown_cells(page)) for n in typed_numbers(md) if n not in allowed]
     assert not offenders, (f"{page.name}: numbers typed in prose (markdown cell, number): {offenders}; glue them "
                            "({glue:text}`key`) or, for the paper's own numbers, add them to ALLOWED with a reason")
+
+
+PAPER_NUMBERS = sorted(f"{v}" for v in vars(paper).values() if isinstance(v, float))  # "89.73", ...
+
+
+def literal_paper_numbers(text: str) -> list[str]:
+    """The paper's results (the floats of ``infocam.paper``) written out in ``text``."""
+    return [n for n in PAPER_NUMBERS if re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", text)]
+
+
+def test_literal_paper_numbers_are_found():
+    assert PAPER_NUMBERS and literal_paper_numbers(f"reaches {PAPER_NUMBERS[0]} %") == [PAPER_NUMBERS[0]]
+    assert literal_paper_numbers(f"{{glue:text}}`paper_x` and 1{PAPER_NUMBERS[0]}1") == []
+
+
+@pytest.mark.parametrize("page", _PAGES, ids=[p.stem for p in _PAGES])
+def test_paper_numbers_come_from_the_constants_module(page):
+    cells = json.loads(page.read_text())["cells"] if page.suffix == ".ipynb" else [{"source": page.read_text()}]
+    found = sorted({n for c in cells for n in literal_paper_numbers("".join(c["source"]))})
+    assert not found, (f"{page.name} types the paper's numbers {found}: import them from infocam.paper (glue them "
+                       "in prose: {glue:text}`key`)")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
