@@ -3,9 +3,9 @@
 A chapter is a notebook ``book/<chapter>.ipynb`` whose first code cell is tagged ``parameters``.
 Its profiles live in ``book/params/<chapter>.yml`` as three mappings, ``smoke`` (seconds, used
 by the tests), ``default`` (what the book renders; must equal the parameters cell) and ``paper``
-(the paper's scale). Inside a chapter, :func:`record` stores metrics; :func:`run_chapter` (the
-``infocam run`` command) executes a chapter with papermill and writes the executed notebook and
-``results.json`` with provenance under ``runs/<chapter>/<timestamp>/``.
+(the paper's scale). Inside a chapter, :func:`record` stores metrics (and :func:`infocam.claims.claim`
+its claims); :func:`run_chapter` (the ``infocam run`` command) executes a chapter with papermill and
+writes the executed notebook and ``results.json`` with provenance under ``runs/<chapter>/<timestamp>/``.
 
 Each profile file also holds a ``constraints`` mapping: for every parameter, a JSON Schema (with
 three extra keywords, see :func:`check_values`) of the values it allows. ``infocam run`` and

@@ -74,6 +74,7 @@ def test_run_writes_results_with_provenance(toy_book, tmp_path):
     assert results["metrics"] == {"value": 2.0}
     assert results["data_source"] == "toy"
     assert results["parameters"]["scale"] == 0.5 and results["seed"] == 4
+    assert results["claims"] == [] and results["claims_mode"] == "report"  # an override: a user's parameters
     for key in ["python", "torch", "infocam", "git_commit", "device", "wall_time_s"]:
         assert key in results
     assert (out / "01_toy.ipynb").exists()
