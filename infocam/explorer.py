@@ -141,7 +141,8 @@ _SCRIPT = r"""
     out.querySelector(".tx-tau").textContent = D.thresholds[k].toFixed(2);
     out.querySelector(".tx-iou").textContent = panel.iou[k].toFixed(3);
     out.querySelector(".tx-iou").setAttribute("data-iou", panel.iou[k]);
-    out.querySelector(".tx-n").textContent = panel.boxes[k].length;
+    var n = panel.boxes[k].length;
+    out.querySelector(".tx-n").textContent = n === 1 ? "the 1 contour's box" : "all " + n + " contours' boxes";
     out.querySelector(".tx-iou-all").textContent = panel.iou_all[k].toFixed(3);
     out.querySelector(".tx-hit").textContent = panel.iou[k] >= 0.5 ? "a hit (IoU ≥ 0.5)" : "a miss (IoU < 0.5)";
   }
@@ -196,7 +197,7 @@ def render_html(data: dict, title: str = "") -> str:
             f'<div class="tx-readout">τ = <span class="tx-tau"></span> (▲ chosen on the selection half: {t[k]:.2f})<br>'
             'IoU of the largest contour\'s box: '
             '<b class="tx-iou"></b>, <span class="tx-hit"></span><br>'
-            'best IoU over all <span class="tx-n"></span> contours\' boxes: <span class="tx-iou-all"></span></div>'
+            'best IoU over <span class="tx-n"></span>: <span class="tx-iou-all"></span></div>'
             '<button type="button">back to the chosen τ</button></div>')
     picks = "".join(f'<button type="button" aria-pressed="{str(i == 0).lower()}">image {i + 1}</button>'
                     for i in range(len(data["truth"])))
