@@ -127,3 +127,18 @@ def threshold_curves(curves: dict, thresholds, ax=None):
     ax.set_ylabel("test boxes with IoU ≥ 0.5 (%)")
     ax.legend(fontsize=8)
     return ax
+
+
+def map_panel(ax, image, heat, tau: float, gt_box, title: str = "") -> None:
+    """One panel: the image, a normalised map over it, its box at τ (red), the true box (green)."""
+    from matplotlib.patches import Rectangle
+
+    from infocam import wsol
+
+    ax.imshow(image)
+    ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+    boxes = [*wsol.boxes_from_map(heat, [tau])[0], gt_box]
+    for (x0, y0, x1, y1), colour in zip(boxes, ["red"] * (len(boxes) - 1) + ["lime"]):
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, ec=colour, lw=1.2))
+    ax.set_title(title, fontsize=7)
+    ax.axis("off")

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from infocam.estimators import pc_softmax_reading
-from infocam.losses import get_loss, label_priors, predict
-from infocam.train import fit, per_class_accuracy, predict_logits
-from infocam.utils import seed_everything
+from infocam.heads import train_linear_head
+from infocam.losses import label_priors, predict
+from infocam.train import per_class_accuracy, predict_logits
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,12 @@ def standardize(train: np.ndarray, *others: np.ndarray) -> list[torch.Tensor]:
 def train_probe(X: torch.Tensor, y: torch.Tensor, num_classes: int, loss: str = "softmax", *,
                 epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
                 seed: int = 0, device: torch.device | str = "cpu") -> tuple[nn.Linear, torch.Tensor]:
-    """Train a linear head ``nn.Linear(C, K)`` with Adam on features ``X`` on ``device``; returns (head, priors)."""
+    """Chapter 3's probe: :func:`infocam.heads.train_linear_head` (Adam) with ``loss``; returns (head, priors)."""
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"features must be (N, C) with N labels, got {tuple(X.shape)} and {len(y)} labels")
     priors = label_priors(y, num_classes)
-    seed_everything(seed)
-    head = nn.Linear(X.shape[1], num_classes)
-    fit(head, X, y, get_loss(loss, priors), epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, optimizer="adam", seed=seed, desc=f"probe {loss}", device=device)
+    head = train_linear_head(X, y, num_classes, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                             weight_decay=weight_decay, seed=seed, device=device, desc=f"probe {loss}")
     return head, priors
 
 
@@ -65,20 +63,3 @@ def evaluate_probe(head: nn.Linear, X: torch.Tensor, y, priors, loss: str = "sof
     per_class = per_class_accuracy(pred, y.numpy(), logits.shape[1])
     mi = pc_softmax_reading(logits, y, priors)
     return ProbeResult(loss, float((pred == y.numpy()).mean()), float(np.nanmean(per_class)), per_class, mi, pred)
-
-
-def train_head(X: torch.Tensor, y: torch.Tensor, num_classes: int, *, epochs: int = 30, batch_size: int = 64,
-               lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0,
-               device: torch.device | str = "cpu") -> nn.Linear:
-    """A cross-entropy linear head ``nn.Linear(C, K)`` on features ``X`` (Adam), seeded before it is built.
-
-    Unlike :func:`train_probe` it needs no label priors, so classes may be absent from ``y`` (a
-    small random subset of CUB). Used in chapter 4 (one head per seed on frozen Lite0 features).
-    """
-    if X.ndim != 2 or len(X) != len(y):
-        raise ValueError(f"features must be (N, C) with N labels, got {tuple(X.shape)} and {len(y)} labels")
-    seed_everything(seed)
-    head = nn.Linear(X.shape[1], num_classes)
-    fit(head, X, y, nn.functional.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, optimizer="adam", seed=seed, desc="linear head", device=device)
-    return head

@@ -166,11 +166,33 @@ def read_rq2_cub(metrics: dict) -> Reading:
 # -- RQ3: infoCAM localises better than CAM (chapters 4 and 5) -----------------------------------------
 
 
-def _best_infocam(rows: dict, metric: str) -> str:
-    names = [n for n in rows if n.startswith("infoCAM") and "faithful" not in n and "+" not in n]
-    if not names:
+def _methods(metrics: dict, dataset: str) -> dict:
+    """``localisation/<dataset>/methods``: per method id its label, role and mean / sd of every metric
+    (written by :func:`infocam.localisation.record`)."""
+    return get(metrics, f"localisation/{dataset}/methods")
+
+
+def _best_infocam(methods: dict, metric: str) -> str:
+    """Id of the centred infoCAM setting (role "infocam", not the faithful window) best on ``metric``."""
+    ids = [k for k, v in methods.items() if v.get("role") == "infocam" and not k.endswith("-faithful")]
+    if not ids:
         raise NotRecorded(f"infoCAM rows with {metric}")
-    return max(names, key=lambda n: rows[n][metric])
+    return max(ids, key=lambda k: methods[k][metric])
+
+
+def against_centre(methods: dict, metric: str) -> str:
+    """infoCAM (best setting) vs CAM, then both against the network-free centre prior, in words."""
+    best = _best_infocam(methods, metric)
+    info, cam = methods[best][metric], methods["cam"][metric]
+    head = "infoCAM > CAM" if info > cam else "infoCAM < CAM" if info < cam else "infoCAM = CAM"
+    if "centre" not in methods:
+        return head
+    centre = methods["centre"][metric]
+    beat = [n for n, v in (("infoCAM", info), ("CAM", cam)) if v > centre]
+    tail = ("neither beats the network-free centre prior" if not beat else
+            "both beat the network-free centre prior" if len(beat) == 2 else
+            f"only {beat[0]} beats the network-free centre prior")
+    return f"{head}; {tail}"
 
 
 def _lead_verdict(info: float, cam: float, sd_info, sd_cam, n_images: int | None) -> tuple[str, str]:
@@ -196,55 +218,54 @@ def _lead_verdict(info: float, cam: float, sd_info, sd_cam, n_images: int | None
     return "reproduced in direction only", f"infoCAM − CAM = {100 * lead:+.2f} points (2 × noise {200 * noise:.2f}, {how})"
 
 
+def _rq3_reading(metrics: dict, dataset: str, metric: str, scale: str, note: str, seeds: str | None = None,
+                n_images: int | None = None) -> Reading:
+    """infoCAM (its best row) against CAM and the centre prior on ``metric`` of one dataset's record."""
+    methods = _methods(metrics, dataset)
+    best = _best_infocam(methods, metric)
+    cam, info = methods["cam"][metric], methods[best][metric]
+    sd = lambda k: methods[k].get(f"{metric}_sd")  # noqa: E731
+    n_seeds = len(get(metrics, f"localisation/{dataset}/seeds"))
+    verdict, lead = _lead_verdict(info, cam, sd(best) if n_seeds > 1 else None, sd("cam") if n_seeds > 1 else None,
+                                  n_images)
+    name = {"top1_loc": "Top-1 Loc", "maxboxacc_v2": "MaxBoxAccV2"}[metric]
+    ours = f"{name} {methods[best]['label']} {pm(info, sd(best), 100)} % vs CAM {pm(cam, sd('cam'), 100)} %"
+    if "centre" in methods:
+        ours += f" vs centre prior {pm(methods['centre'][metric], sd('centre'), 100)} %"
+    return Reading(ours=ours, seeds=seeds or _seeds(metrics), scale=scale, verdict=verdict,
+                   note=f"{against_centre(methods, metric)}; {lead}; {note}")
+
+
 def read_rq3_cluttered(metrics: dict) -> Reading:
-    """``mnist/<method>/maxboxacc_v2`` (mean over seeds) and ``mnist_sd/<method>/maxboxacc_v2``."""
-    rows, sds = get(metrics, "mnist"), metrics.get("mnist_sd", {})
-    best = _best_infocam(rows, "maxboxacc_v2")
-    cam, info = rows["CAM"]["maxboxacc_v2"], rows[best]["maxboxacc_v2"]
-    sd = lambda n: sds.get(n, {}).get("maxboxacc_v2")  # noqa: E731
-    verdict, lead = _lead_verdict(info, cam, sd(best), sd("CAM"), None)
-    return Reading(
-        ours=f"MaxBoxAccV2 {best} {pm(info, sd(best), 100)} % vs CAM {pm(cam, sd('CAM'), 100)} %",
-        seeds=_seeds(metrics), scale="cluttered MNIST canvases, small CNN-GAP trained here", verdict=verdict,
-        note=f"the paper has no cluttered-digit experiment; the claim tested is infoCAM > CAM: {lead}")
+    """``localisation/cluttered_mnist`` of chapter 4 (MaxBoxAccV2, mean over seeds)."""
+    return _rq3_reading(metrics, "cluttered_mnist", "maxboxacc_v2", "cluttered MNIST canvases, small CNN-GAP trained here",
+                        "the paper has no cluttered-digit experiment; the claim tested is infoCAM > CAM")
 
 
-def _top1_reading(rows: dict, sds: dict, paper: float, scale: str, seeds: str, n_images: int | None = None) -> Reading:
-    """infoCAM (its best row) against CAM on Top-1 Loc. None of the book's networks is the paper's
-    (VGG16-GAP / ResNet-50 trained on the dataset), so a number near the paper's is a coincidence of
-    settings, not a reproduction: the verdict is at best "in direction only"."""
-    best = _best_infocam(rows, "top1_loc")
-    cam, info = rows["CAM"]["top1_loc"], rows[best]["top1_loc"]
-    sd = lambda n: sds.get(n, {}).get("top1_loc")  # noqa: E731
-    verdict, lead = _lead_verdict(info, cam, sd(best), sd("CAM"), n_images)
-    return Reading(ours=f"Top-1 Loc {best} {pm(info, sd(best), 100)} % vs CAM {pm(cam, sd('CAM'), 100)} %",
-                   seeds=seeds, scale=scale, verdict=verdict,
-                   note=f"{lead}; paper {paper} % with its own networks, ours uses another backbone, so only "
-                        "the direction (infoCAM above CAM) is compared")
+_NOT_PAPER = ("none of the book's networks is the paper's, so only the direction (infoCAM above CAM) is compared "
+              "with the paper's claim")
 
 
 def read_rq3_frozen_birds(metrics: dict) -> Reading:
-    """``cub/<method>/top1_loc`` (mean over seeds of a linear head on frozen Lite0 features), ``cub_sd``."""
-    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), paper.CUB_INFOCAM_TOP1_LOC,
-                         "frozen EfficientNet-Lite0 + linear head, CUB subset", _seeds(metrics))
+    """``localisation/cub`` of chapter 4: a linear head on frozen Lite0 features, per seed."""
+    return _rq3_reading(metrics, "cub", "top1_loc", "frozen EfficientNet-Lite0 + linear head, CUB subset", _NOT_PAPER)
 
 
 def read_rq3_trained_birds(metrics: dict) -> Reading:
-    """``cub/<method>/top1_loc`` and ``cub_sd`` of the fine-tuned EfficientNet-Lite0 (chapter 5)."""
+    """``localisation/cub`` of chapter 5: EfficientNet-Lite0 fine-tuned from ``trainable_from``."""
     params = metrics.get("_parameters", {})
     scale = (f"EfficientNet-Lite0 fine-tuned from {params.get('trainable_from', '?')!r} for "
              f"{params.get('epochs', '?')} epochs on the CUB folder of the build")
-    return _top1_reading(get(metrics, "cub"), metrics.get("cub_sd", {}), paper.CUB_INFOCAM_TOP1_LOC, scale,
-                         _seeds(metrics))
+    return _rq3_reading(metrics, "cub", "top1_loc", scale, _NOT_PAPER)
 
 
 def read_rq3_tiny(metrics: dict) -> Reading:
-    """``tiny/<method>/top1_loc`` (chapter 5: the pretrained ImageNet head restricted to the 200 classes)."""
+    """``localisation/tiny_imagenet`` of chapter 5 (the pretrained ImageNet head restricted to the 200 classes)."""
     limit = metrics.get("_parameters", {}).get("tiny_limit")
     scale = ("pretrained EfficientNet-Lite0, ImageNet head restricted to the 200 classes, "
              + (f"{limit} validation images" if limit else "all validation images"))
-    return _top1_reading(get(metrics, "tiny"), metrics.get("tiny_sd", {}), paper.TINY_INFOCAM_TOP1_LOC, scale,
-                         "1 (no training)", metrics.get("tiny_report_images"))
+    return _rq3_reading(metrics, "tiny_imagenet", "top1_loc", scale, _NOT_PAPER, seeds="1 (no training)",
+                        n_images=metrics.get("tiny_report_images"))
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -259,7 +280,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("RQ3", "infoCAM localises better than CAM: cluttered digits", "04_infocam", NOT_REPORTED,
           read_rq3_cluttered),
     Claim("RQ3", "infoCAM on CUB birds, frozen backbone", "04_infocam",
-          f"infoCAM Top-1 Loc {paper.CUB_INFOCAM_TOP1_LOC} % (trained VGG16-GAP)", read_rq3_frozen_birds),
+          f"best infoCAM Top-1 Loc {paper.CUB_INFOCAM_TOP1_LOC} %", read_rq3_frozen_birds),
     Claim("RQ3", "infoCAM on CUB birds, trained backbone", "05_trained_wsol",
           f"infoCAM Top-1 Loc {paper.CUB_INFOCAM_TOP1_LOC} %", read_rq3_trained_birds),
     Claim("RQ3", "infoCAM on Tiny-ImageNet", "05_trained_wsol", f"infoCAM Top-1 Loc {paper.TINY_INFOCAM_TOP1_LOC} %",
@@ -328,18 +349,18 @@ def section_anchor(title: str) -> str:
     return make_id(title)
 
 
-def _centre_baseline(rows: dict) -> str:
-    """The centre Gaussian's Top-1 Loc (and MaxBoxAccV2) beside the best infoCAM row of the same table."""
-    centre = next((n for n in rows if n.startswith("centre Gaussian")), None)
-    if centre is None:
+def _centre_baseline(metrics: dict, dataset: str) -> str:
+    """The centre Gaussian's Top-1 Loc (and MaxBoxAccV2) beside the best infoCAM row and CAM of the same record."""
+    methods = _methods(metrics, dataset)
+    if "centre" not in methods:
         raise NotRecorded("a centre Gaussian row")
-    best = _best_infocam(rows, "top1_loc")
-    c, b = rows[centre]["top1_loc"], rows[best]["top1_loc"]
+    best = _best_infocam(methods, "top1_loc")
+    c, b = methods["centre"]["top1_loc"], methods[best]["top1_loc"]
     text = f"centre Gaussian Top-1 Loc {100 * c:.1f} %, {'above' if c > b else 'below'} infoCAM's {100 * b:.1f} %"
-    if "maxboxacc_v2" in rows[centre] and "maxboxacc_v2" in rows[best]:
-        cv, bv = rows[centre]["maxboxacc_v2"], rows[best]["maxboxacc_v2"]
+    if "maxboxacc_v2" in methods["centre"]:
+        cv, bv = methods["centre"]["maxboxacc_v2"], methods[best]["maxboxacc_v2"]
         text += f" (MaxBoxAccV2 {100 * cv:.1f} % vs {100 * bv:.1f} %)"
-    return text
+    return f"{text}: {against_centre(methods, 'top1_loc')}"
 
 
 def _knn_baseline(metrics: dict) -> str:
@@ -351,9 +372,10 @@ def _knn_baseline(metrics: dict) -> str:
 BASELINES: dict[str, Callable[[dict], str]] = {
     "read_rq1_balanced": _knn_baseline,
     "read_rq1_imbalanced": _knn_baseline,
-    "read_rq3_frozen_birds": lambda m: _centre_baseline(get(m, "cub")),
-    "read_rq3_trained_birds": lambda m: _centre_baseline(get(m, "cub")),
-    "read_rq3_tiny": lambda m: _centre_baseline(get(m, "tiny")),
+    "read_rq3_cluttered": lambda m: _centre_baseline(m, "cluttered_mnist"),
+    "read_rq3_frozen_birds": lambda m: _centre_baseline(m, "cub"),
+    "read_rq3_trained_birds": lambda m: _centre_baseline(m, "cub"),
+    "read_rq3_tiny": lambda m: _centre_baseline(m, "tiny_imagenet"),
 }
 
 

@@ -427,11 +427,15 @@ def centre_prior(n: int, h: int, w: int, sigma: float = 0.25) -> np.ndarray:
 
 
 def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_size, thresholds=None,
-             protocol: str = "reference", running_average: int | None = None) -> dict:
+             protocol: str = "reference", running_average: int | None = None, original: bool = False) -> dict:
     """Score raw class maps (N, h, w) under a named protocol (see the module docstring).
 
     ``"reference"``: τ chosen on val (largest contour, δ = 0.5), GT-known / Top-1 Loc at τ on test,
-    MaxBoxAcc (largest, δ = 0.5) and MaxBoxAccV2 (all contours) on test, and the test curve.
+    MaxBoxAcc (largest, δ = 0.5) and MaxBoxAccV2 (all contours) on test, and the test curve. With
+    ``original=True`` the same call adds the original code's numbers on the test maps
+    (``original_gt_known_loc``, ``original_top1_loc`` at τ = 0.2, and with ``running_average`` the
+    running-average Top-1 Loc ``original_top1_loc_running``), read from the test curve when τ = 0.2
+    is on the grid (one contour pass for both protocols), else from one more pass at τ = 0.2.
     ``"original"``: τ = 0.2 fixed, GT-known / Top-1 Loc on test (val unused, may be None);
     ``running_average`` (a batch size) averages per-batch accuracies as the paper's code did.
     """
@@ -441,17 +445,13 @@ def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_siz
     correct_test = np.asarray(correct_test, dtype=bool)
     if protocol == "original":
         ious = iou_curves(test, boxes_test, [ORIGINAL_TAU])[:, 0]
-        hit = ious >= 0.5
-        if running_average is None:
-            return {"tau": ORIGINAL_TAU, "gt_known_loc": gt_known_loc(ious), "top1_loc": top1_loc(ious, correct_test)}
-        return {"tau": ORIGINAL_TAU, "gt_known_loc": batch_running_average(hit, running_average),
-                "top1_loc": batch_running_average(hit & correct_test, running_average)}
+        return {"tau": ORIGINAL_TAU, **_original_scores(ious, correct_test, running_average, keys="plain")}
     t = default_thresholds() if thresholds is None else _check_thresholds(thresholds)
     val = prepare(maps_val, image_size)
     tau = choose_threshold(iou_curves(val, boxes_val, t), t)
     largest, best = _curves(test, boxes_test, t)
     at_tau = largest[:, int(np.flatnonzero(t == tau)[0])]
-    return {
+    out = {
         "tau": tau,
         "gt_known_loc": gt_known_loc(at_tau),
         "top1_loc": top1_loc(at_tau, correct_test),
@@ -459,32 +459,30 @@ def evaluate(maps_val, boxes_val, maps_test, boxes_test, correct_test, image_siz
         "maxboxacc_v2": max_box_acc_v2(best),
         "curve": box_accuracy(largest, 0.5),
     }
+    if original:
+        on_grid = np.flatnonzero(t == ORIGINAL_TAU)
+        ious = largest[:, on_grid[0]] if len(on_grid) else iou_curves(test, boxes_test, [ORIGINAL_TAU])[:, 0]
+        out.update(_original_scores(ious, correct_test, running_average, keys="prefixed"))
+    return out
 
 
-def score_methods(methods, maps_of, boxes_val, boxes_test, correct_of, image_size, thresholds=None,
-                  original: bool = True) -> tuple[list[dict], dict]:
-    """:func:`evaluate` for several map methods on one val/test pair: rows and test curves per method.
-
-    ``methods`` are tuples whose first item is the name; ``maps_of(method, split)`` gives the raw
-    maps of ``split`` ("val" or "test"); ``correct_of(method)`` the test images whose top-1 class
-    is right. With ``original=True`` each row also holds the paper's protocol on the same test
-    maps (``original_gt_known_loc``, ``original_top1_loc`` at τ = 0.2). Used in chapter 4.
-    """
-    rows, curves = [], {}
-    for method in methods:
-        test, correct = maps_of(method, "test"), correct_of(method)
-        r = evaluate(maps_of(method, "val"), boxes_val, test, boxes_test, correct, image_size, thresholds)
-        curves[method[0]] = r.pop("curve")
-        if original:
-            o = evaluate(None, None, test, boxes_test, correct, image_size, protocol="original")
-            r.update(original_gt_known_loc=o["gt_known_loc"], original_top1_loc=o["top1_loc"])
-        rows.append({"method": method[0], **r})
-    return rows, curves
+def _original_scores(ious: np.ndarray, correct: np.ndarray, running_average: int | None, keys: str) -> dict:
+    """The original code's GT-known / Top-1 Loc from IoUs at τ = 0.2 (optionally as running averages)."""
+    hit = ious >= 0.5
+    if keys == "plain":
+        if running_average is None:
+            return {"gt_known_loc": gt_known_loc(ious), "top1_loc": top1_loc(ious, correct)}
+        return {"gt_known_loc": batch_running_average(hit, running_average),
+                "top1_loc": batch_running_average(hit & correct, running_average)}
+    out = {"original_gt_known_loc": gt_known_loc(ious), "original_top1_loc": top1_loc(ious, correct)}
+    if running_average is not None:
+        out["original_top1_loc_running"] = batch_running_average(hit & correct, running_average)
+    return out
 
 
 __all__ = [
     "COMPONENTS", "IOU_THRESHOLDS_V2", "ORIGINAL_TAU", "PROTOCOLS", "batch_running_average", "box_accuracy",
-    "centre_prior", "score_methods",
+    "centre_prior",
     "boxes_from_map", "choose_threshold", "default_thresholds", "evaluate", "gt_known_loc", "iou", "iou_curves",
     "max_box_acc", "max_box_acc_v2", "normalize", "prepare", "reference_box_table", "resize_boxes", "to_uint8",
     "top1_loc", "upsample", "xywh_to_xyxy",

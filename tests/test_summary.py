@@ -27,11 +27,21 @@ CH3 = {
             "summary": {"imbalanced/pc_softmax": {"accuracy": [0.70, 0.01], "mean per-class accuracy": [0.69, 0.01]}},
             "pc_minus_softmax_mean_class_accuracy_imbalanced": 0.02},
 }
-LOC = {"CAM": {"top1_loc": 0.30, "maxboxacc_v2": 0.40},
-       "infoCAM mean-others k=3": {"top1_loc": 0.45, "maxboxacc_v2": 0.55},
-       "infoCAM mean-others k=3 faithful": {"top1_loc": 0.99, "maxboxacc_v2": 0.99}}
-CH4 = {"seeds": 2, "mnist": LOC, "mnist_sd": {"CAM": {"maxboxacc_v2": 0.02}}, "cub": LOC,
-       "cub_sd": {"CAM": {"top1_loc": 0.01}}}
+
+
+def loc(seeds=(0,), **methods):
+    """A localisation record as :func:`infocam.localisation.record` writes it: id -> (label, role, metrics)."""
+    roles = {"cam": "cam", "centre": "prior"}
+    return {"seeds": list(seeds), "methods": {
+        mid: {"label": label, "role": roles.get(mid, "infocam" if mid.startswith("infocam") else "other"), **values}
+        for mid, (label, values) in methods.items()}}
+
+
+LOC = dict(cam=("CAM", {"top1_loc": 0.30, "maxboxacc_v2": 0.40, "top1_loc_sd": 0.01, "maxboxacc_v2_sd": 0.02}),
+           **{"infocam-mean-others-k3": ("infoCAM mean-others k=3", {"top1_loc": 0.45, "maxboxacc_v2": 0.55}),
+              "infocam-mean-others-k3-faithful": ("infoCAM mean-others k=3 faithful", {"top1_loc": 0.99, "maxboxacc_v2": 0.99})},
+           centre=("centre Gaussian (no network)", {"top1_loc": 0.50, "maxboxacc_v2": 0.60}))
+CH4 = {"seeds": 2, "localisation": {"cluttered_mnist": loc((0, 1), **LOC), "cub": loc((0, 1), **LOC)}}
 
 
 def row(table, claim_start):
@@ -64,6 +74,7 @@ def test_rows_are_filled_from_metric_files(tmp_path):
     assert cub["verdict"] == "reproduced in direction only" and "70.0 ± 1.0 %" in cub["ours"]
     clutter = row(table, "infoCAM localises")
     assert clutter["verdict"] == "reproduced in direction only" and "CAM 40.0 ± 2.0 %" in clutter["ours"]
+    assert "centre prior 60.0" in clutter["ours"] and "infoCAM > CAM; neither beats the network-free centre prior" in clutter["note"]
     birds = row(table, "infoCAM on CUB birds, frozen")
     assert "45.0 %" in birds["ours"] and "99" not in birds["ours"]  # the faithful row is not the headline
     assert "CAM 30.0 ± 1.0 %" in birds["ours"] and birds["seeds"] == "2 (0–1)"
@@ -85,24 +96,27 @@ def test_wrong_direction_and_missing_keys_are_said(tmp_path):
 
 
 def test_localisation_with_another_backbone_is_at_best_direction_only():
-    rows = {"CAM": {"top1_loc": 0.40}, "infoCAM mean-others k=4": {"top1_loc": 0.5583}}  # the paper's number exactly
-    tiny = {**rows, "infoCAM mean-others k=4": {"top1_loc": 0.30}}
-    table = summary.reproduction_table({"05_trained_wsol": {"cub": rows, "tiny": tiny}})
+    cam = ("CAM", {"top1_loc": 0.40})
+    rows = loc(cam=cam, **{"infocam-mean-others-k4": ("k=4", {"top1_loc": 0.5583})})  # the paper's number exactly
+    tiny = loc(cam=cam, **{"infocam-mean-others-k4": ("k=4", {"top1_loc": 0.30})})
+    table = summary.reproduction_table({"05_trained_wsol": {"localisation": {"cub": rows, "tiny_imagenet": tiny}}})
     assert row(table, "infoCAM on CUB birds, trained")["verdict"] == "reproduced in direction only"
     assert row(table, "infoCAM on Tiny")["verdict"] == "not reproduced"
 
 
 def test_a_lead_inside_the_noise_is_not_a_reproduction():
-    rows = {"CAM": {"top1_loc": 0.428}, "infoCAM mean-others k=3": {"top1_loc": 0.4306}}
-    table = summary.reproduction_table({"05_trained_wsol": {"tiny": rows, "tiny_report_images": 5000}})
+    cam = ("CAM", {"top1_loc": 0.428})
+    rows = loc(cam=cam, **{"infocam-mean-others-k3": ("k=3", {"top1_loc": 0.4306})})
+    table = summary.reproduction_table({"05_trained_wsol": {"localisation": {"tiny_imagenet": rows}, "tiny_report_images": 5000}})
     tiny = row(table, "infoCAM on Tiny")
     assert tiny["verdict"] == "not reproduced" and "within twice its noise" in tiny["note"]
-    far = {**rows, "infoCAM mean-others k=3": {"top1_loc": 0.46}}
-    table = summary.reproduction_table({"05_trained_wsol": {"tiny": far, "tiny_report_images": 5000}})
+    far = loc(cam=cam, **{"infocam-mean-others-k3": ("k=3", {"top1_loc": 0.46})})
+    table = summary.reproduction_table({"05_trained_wsol": {"localisation": {"tiny_imagenet": far}, "tiny_report_images": 5000}})
     assert row(table, "infoCAM on Tiny")["verdict"] == "reproduced in direction only"
-    seeds = {"cub": {"CAM": {"top1_loc": 0.40}, "infoCAM least-likely k=1": {"top1_loc": 0.41}},
-             "cub_sd": {"CAM": {"top1_loc": 0.01}, "infoCAM least-likely k=1": {"top1_loc": 0.01}}}
-    assert row(summary.reproduction_table({"05_trained_wsol": seeds}), "infoCAM on CUB birds, trained")["verdict"] == "not reproduced"
+    seeds = loc((0, 1, 2), cam=("CAM", {"top1_loc": 0.40, "top1_loc_sd": 0.01}),
+                **{"infocam-least-likely-k1": ("k=1", {"top1_loc": 0.41, "top1_loc_sd": 0.01})})
+    table = summary.reproduction_table({"05_trained_wsol": {"localisation": {"cub": seeds}}})
+    assert row(table, "infoCAM on CUB birds, trained")["verdict"] == "not reproduced"
 
 
 def test_load_metrics_without_a_folder_is_empty(tmp_path):

@@ -206,17 +206,19 @@ def test_opencv_version_is_4():
     assert cv2.__version__.split(".")[0] == "4"
 
 
-def test_centre_prior_and_score_methods():
+def test_centre_prior_and_original_protocol_from_the_curve():
     blob = wsol.centre_prior(3, 7, 7)
     assert blob.shape == (3, 7, 7) and blob[0, 3, 3] == blob.max() and np.array_equal(blob[0], blob[2])
     gt = np.array([[10, 10, 21, 21]] * 3, float)  # a centred box on 32×32
-    rows, curves = wsol.score_methods([("centre",), ("corner",)],
-                                      lambda m, split: blob if m[0] == "centre" else np.pad(np.ones((3, 2, 2)), ((0, 0), (0, 5), (0, 5))),
-                                      gt, gt, lambda m: np.array([True, True, False]), (32, 32), wsol.default_thresholds(0.1))
-    centre, corner = rows
-    assert centre["method"] == "centre" and centre["gt_known_loc"] == 1.0 and centre["top1_loc"] == pytest.approx(2 / 3)
-    assert corner["gt_known_loc"] == 0.0 and corner["original_top1_loc"] == 0.0
-    assert set(curves) == {"centre", "corner"} and len(curves["centre"]) == 10
+    correct = np.array([True, True, False])
+    for t in (wsol.default_thresholds(0.1), np.array([0.15, 0.5])):  # 0.2 on the grid, then off it
+        r = wsol.evaluate(blob, gt, blob, gt, correct, (32, 32), t, original=True, running_average=2)
+        o = wsol.evaluate(None, None, blob, gt, correct, (32, 32), protocol="original")
+        ra = wsol.evaluate(None, None, blob, gt, correct, (32, 32), protocol="original", running_average=2)
+        assert len(t) != 10 or (r["gt_known_loc"] == 1.0 and r["top1_loc"] == pytest.approx(2 / 3))
+        assert r["original_gt_known_loc"] == o["gt_known_loc"] and r["original_top1_loc"] == o["top1_loc"]
+        assert r["original_top1_loc_running"] == ra["top1_loc"]
+    assert "original_top1_loc" not in wsol.evaluate(blob, gt, blob, gt, correct, (32, 32), [0.5])
 
 
 def test_boxes_beyond_the_maps_and_empty_maps_are_one_clear_error():

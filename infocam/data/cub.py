@@ -337,3 +337,41 @@ def heldout_split(labels: np.ndarray, is_train: np.ndarray, fraction: float, see
         members = np.flatnonzero(is_train & (labels == c))
         held[rng.choice(members, size=int(round(fraction * len(members))), replace=False)] = True
     return is_train & ~held, held
+
+
+def boxes_at_size(cub: CUB, index, size: int) -> np.ndarray:
+    """Official boxes of ``cub`` images ``index`` as xyxy in a size×size resized image (reference rules)."""
+    from infocam import wsol
+
+    index = np.asarray(index)
+    return wsol.resize_boxes(wsol.xywh_to_xyxy(cub.boxes[index]), cub.sizes[index], (size, size))
+
+
+def make_fixture(root, num_classes: int = 4, n_train: int = 8, n_test: int = 8, seed: int = 0) -> Path:
+    """A generated folder in the official CUB-200-2011 layout: a bright square "bird" on noise per
+    image, its box the square. Chapter 5 runs on it (and says so) when no CUB folder is present."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "CUB_200_2011"
+    tables = {k: [] for k in ("images", "image_class_labels", "train_test_split", "bounding_boxes")}
+    image_id = 0
+    for c in range(1, num_classes + 1):
+        name = f"{c:03d}.Fixture_bird_{c}"
+        (folder / "images" / name).mkdir(parents=True, exist_ok=True)
+        for j in range(n_train + n_test):
+            image_id += 1
+            w, h = (int(v) for v in rng.integers(80, 120, size=2))
+            bw, bh = int(rng.integers(w // 3, w // 2)), int(rng.integers(h // 3, h // 2))
+            x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            pixels = rng.integers(0, 90, size=(h, w, 3)).astype(np.uint8)
+            pixels[y : y + bh, x : x + bw] = [60 * c % 256, 200, 255 - 50 * c % 256]
+            Image.fromarray(pixels).save(folder / "images" / name / f"{j}.jpg", quality=92)
+            tables["images"].append(f"{image_id} {name}/{j}.jpg")
+            tables["image_class_labels"].append(f"{image_id} {c}")
+            tables["train_test_split"].append(f"{image_id} {int(j < n_train)}")
+            tables["bounding_boxes"].append(f"{image_id} {x}.0 {y}.0 {bw}.0 {bh}.0")
+    for name, rows in tables.items():
+        (folder / f"{name}.txt").write_text("\n".join(rows) + "\n")
+    (folder / "classes.txt").write_text("".join(f"{c} {c:03d}.Fixture_bird_{c}\n" for c in range(1, num_classes + 1)))
+    return folder
