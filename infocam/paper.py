@@ -13,3 +13,5 @@ TINY_INFOCAM_TOP1_LOC = 43.34  # % Top-1 Loc, best infoCAM on Tiny-ImageNet (Tab
 # Keyed by the dataset key that recipes (``dataset.name``) and the localisation pipeline use.
 INFOCAM_TOP1_LOC = {"cub": CUB_INFOCAM_TOP1_LOC, "tiny_imagenet": TINY_INFOCAM_TOP1_LOC}
 DATASET_TITLES = {"cub": "CUB-200-2011", "tiny_imagenet": "Tiny-ImageNet"}
+# The original code's infoCAM window per dataset: k = 4 on CUB's 14×14 maps, k = 3 on Tiny-ImageNet's 4×4.
+INFOCAM_WINDOW = {"cub": 4, "tiny_imagenet": 3}

@@ -193,8 +193,10 @@ def test_infocam_train_runs_writes_results_and_resumes(tmp_path, capsys):
     assert (results["global_batch"], results["batch_size_per_process"], results["world_size"]) == (8, 8, 1)
     assert results["precision"] == "fp32" and results["epoch_reported"] == 2
     assert results["selection_images"] == results["report_images"] == 6
-    for method in ("cam", "infocam"):
-        r = results[method]
+    methods = results["localisation"]["methods"]
+    assert {"cam", "infocam-mean-others-k4", "infocam-least-likely-k1", "infocam-mean-others-k4-faithful",
+            "centre"} <= set(methods)  # the catalogue at the paper's CUB window, keyed by method id
+    for r in methods.values():
         assert 0 <= r["top1_loc"] <= r["gt_known_loc"] <= 1 and 0 <= r["maxboxacc_v2"] <= 1 and 0 <= r["tau"] < 1
         assert 0 <= r["original_top1_loc"] <= r["original_gt_known_loc"] <= 1
     assert results["train_images"] == 18 and results["test_images"] == 12 and results["num_classes"] == 3
@@ -369,5 +371,6 @@ def test_localisation_finds_the_box_a_perfect_map_marks():
 
     out = R.localisation(MapNet(), Bright(), torch.device("cpu"), batch_size=4)
     assert out["test_top1"] == 1.0 and out["report_images"] == 4
-    assert out["cam"]["gt_known_loc"] == 1.0 and out["cam"]["top1_loc"] == 1.0
-    assert out["cam"]["original_gt_known_loc"] == 1.0
+    cam = out["localisation"]["methods"]["cam"]
+    assert cam["gt_known_loc"] == 1.0 and cam["top1_loc"] == 1.0 and cam["original_gt_known_loc"] == 1.0
+    assert out["comparison"]["cam"] == 1.0

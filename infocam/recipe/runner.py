@@ -211,50 +211,27 @@ def dry_run(recipe: dict, batch_size: int = 2, device: str | None = None) -> dic
 
 
 @torch.no_grad()
-def localisation(model, test_ds, dev, *, precision: str = "fp32", batch_size: int = 64, num_workers: int = 0,
-                 window: int = 3) -> dict:
-    """Top-1 accuracy and CAM / infoCAM localisation of a trained network on a test Dataset with boxes.
+def localisation(model, test_ds, dev, *, dataset: str = "cub", precision: str = "fp32", batch_size: int = 64,
+                 num_workers: int = 0, seed: int = 0) -> dict:
+    """Top-1 accuracy and the localisation of a trained network on a test Dataset with boxes, through the
+    book's one pipeline (:mod:`infocam.localisation`): every catalogue method (CAM, infoCAM at window 1
+    and the paper's window for ``dataset``, its full-padding variant, the centre prior, any added
+    method), τ chosen on the selection half of the test split, scores on the report half under the
+    reference protocol with the original code's τ = 0.2 beside them, keyed by method id."""
+    from infocam import localisation as L, paper
 
-    One pass gives the logits and the maps of the ground-truth class: CAM (``variant="none"``) and
-    infoCAM (``"mean-others"``, ``window``×``window``, centred). The test split is halved within each
-    class (:func:`infocam.data.splits.selection_report_halves`): τ is chosen on the selection half and GT-known / Top-1 Loc, MaxBoxAcc and
-    MaxBoxAccV2 are reported on the other (:func:`infocam.wsol.evaluate`, reference rules), with the
-    paper's original protocol (τ = 0.2) on the same half beside them.
-    """
-    from infocam import wsol
-    from infocam.cam import class_maps
-    from infocam.device import autocast
-
-    model.eval().to(dev)
-    loader = torch.utils.data.DataLoader(test_ds, batch_size=batch_size, num_workers=num_workers,
-                                         pin_memory=dev.type == "cuda")
-    maps = {"cam": [], "infocam": []}
-    correct, boxes, labels = [], [], []
-    for x, y, box in loader:
-        x, y = x.to(dev, non_blocking=True), y.to(dev)
-        with autocast(dev, precision):
-            feats = model.features(x)
-        feats = feats.float()
-        logits = model.fc(feats.mean(dim=(2, 3)))
-        maps["cam"].append(class_maps(feats, model.fc.weight, y, variant="none", window=1).cpu())
-        maps["infocam"].append(class_maps(feats, model.fc.weight, y, logits, variant="mean-others",
-                                          window=window).cpu())
-        correct.append((logits.argmax(1) == y).cpu())
-        boxes.append(box)
-        labels.append(y.cpu())
-    correct, labels = torch.cat(correct).numpy(), torch.cat(labels).numpy()
-    boxes = np.trunc(torch.cat(boxes).numpy())  # the reference's integer pixel boxes
-    size = tuple(x.shape[-2:])
-    select, report = selection_report_halves(labels)
-    out = {"test_top1": float(correct.mean()), "report_top1": float(correct[report].mean()),
-           "selection_images": len(select), "report_images": len(report), "infocam_window": window}
-    for name, chunks in maps.items():
-        m = torch.cat(chunks).numpy()
-        r = wsol.evaluate(m[select], boxes[select], m[report], boxes[report], correct[report], size)
-        r.pop("curve", None)
-        o = wsol.evaluate(None, None, m[report], boxes[report], correct[report], size, protocol="original")
-        out[name] = {**r, "original_gt_known_loc": o["gt_known_loc"], "original_top1_loc": o["top1_loc"]}
-    return out
+    k = paper.INFOCAM_WINDOW.get(dataset, 3)
+    methods = L.catalogue((1, k), faithful_window=k)
+    out = L.maps_from_model(model, test_ds, methods, device=dev, batch_size=batch_size, num_workers=num_workers,
+                            precision=precision)
+    boxes = np.trunc(out["boxes"])  # the reference's integer pixel boxes
+    size = tuple(test_ds[0][0].shape[-2:])
+    split = L.halves(out["labels"])
+    table = L.score(out["maps"], boxes, out["correct"], size, split, methods=methods)
+    long = L.stack({seed: table})
+    return {"test_top1": float(out["correct"].mean()), "report_top1": float(out["correct"][split[1]].mean()),
+            "selection_images": len(split[0]), "report_images": len(split[1]),
+            "localisation": L.record(long), "comparison": L.comparison(long, "top1_loc")}
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -364,8 +341,9 @@ def _train(recipe: dict, out: Path, dev: torch.device, rank: int, size: int, *, 
             model.load_state_dict(best["model"])
             reported = best["epoch"]
         started = time.time()
-        scores = localisation(model, test_ds, dev, precision=settings["precision"],
-                              batch_size=int(recipe["eval"]["batch_size"]), num_workers=settings["num_workers"])
+        scores = localisation(model, test_ds, dev, dataset=recipe["dataset"]["name"], precision=settings["precision"],
+                              batch_size=int(recipe["eval"]["batch_size"]), num_workers=settings["num_workers"],
+                              seed=int(recipe["train"]["seed"]))
         results = {
             "dataset": recipe["dataset"]["name"], "recipe": recipe,
             "recipe_key": recipe_key(recipe, size, settings["precision"]), "data_source": source,
@@ -376,8 +354,9 @@ def _train(recipe: dict, out: Path, dev: torch.device, rank: int, size: int, *, 
         }
         save_checkpoint(out / "model.pt", model.state_dict())
         atomic_write_text(out / "results.json", json.dumps(results, indent=2, sort_keys=True))
+        c = scores["comparison"]
         log(f"test top-1 {100 * scores['test_top1']:.2f} % on {len(test_ds)} images; Top-1 Loc CAM "
-            f"{100 * scores['cam']['top1_loc']:.2f} %, infoCAM {100 * scores['infocam']['top1_loc']:.2f} % "
+            f"{100 * c['cam']:.2f} %, best infoCAM {100 * c['infocam']:.2f} %, centre prior {100 * c['centre']:.2f} % "
             f"(report half, τ from the selection half); results: {out / 'results.json'}")
     if size > 1:
         import torch.distributed as dist
