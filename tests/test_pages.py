@@ -99,10 +99,13 @@ def test_every_claim_links_to_a_section_that_exists():
 
 
 def test_front_page_rows_agree_with_the_summary_and_name_the_baseline(tmp_path):
-    metrics = {"04_infocam": {"cub": {
-        "CAM": {"top1_loc": 0.30, "maxboxacc_v2": 0.40},
-        "infoCAM mean-others k=1": {"top1_loc": 0.34, "maxboxacc_v2": 0.45},
-        "centre Gaussian (no network)": {"top1_loc": 0.37, "maxboxacc_v2": 0.50}}, "seeds": 2}}
+    def row(label, role, top1, v2):
+        return {"label": label, "role": role, "top1_loc": top1, "maxboxacc_v2": v2, "top1_loc_sd": 0.01,
+                "maxboxacc_v2_sd": 0.01}
+    cub = {"seeds": [0, 1], "methods": {"cam": row("CAM", "cam", 0.30, 0.40),
+                                        "infocam-mean-others-k1": row("infoCAM mean-others k=1", "infocam", 0.34, 0.45),
+                                        "centre": row("centre Gaussian", "prior", 0.37, 0.50)}}
+    metrics = {"04_infocam": {"localisation": {"cub": cub}, "seeds": 2}}
     front = summary.front_page_table(metrics)
     full = summary.reproduction_table(metrics)
     assert list(front["verdict"]) == list(full["verdict"])
