@@ -80,8 +80,9 @@ def probe(page: str | Path, probe_js: str, width: int = 1280, height: int = 900,
 
 
 def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int = 900, timeout: float = 120,
-               chromium: str | None = None) -> Path:
-    """A PNG of ``page``'s first ``height`` pixels at a ``width``-px viewport."""
+               chromium: str | None = None, before_js: str = "") -> Path:
+    """A PNG of ``page``'s first ``height`` pixels at a ``width``-px viewport; ``before_js`` (a function
+    body) runs once the page has loaded, e.g. to move a slider."""
     chromium = chromium or find_chromium()
     if chromium is None:
         raise BrowserError("no chromium on PATH (Debian: `apt-get install chromium`)")
@@ -90,7 +91,11 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int
     png = Path(png).resolve()
     with tempfile.TemporaryDirectory(prefix="infocam-shot-") as tmp:
         frame, shot = Path(tmp) / "frame.html", Path(tmp) / "shot.png"
-        frame.write_text(_frame(Path(page).resolve().as_uri(), width, height, listen=False))
+        shown = Path(page).resolve()
+        if before_js:
+            shown = Path(tmp) / "page.html"
+            shown.write_text(_probe_page(Path(page), before_js + "\nreturn null;", delay_ms=200))
+        frame.write_text(_frame(shown.as_uri(), width, height, listen=False))
         done = _run(chromium, [f"--window-size={max(width, 500)},{height}", f"--screenshot={shot}", frame.as_uri()],
                     timeout)
         if not shot.exists():
