@@ -110,4 +110,37 @@ def frozen_top(trainable_from: str = "head", image_size: int = 224) -> nn.Module
     return top.eval()
 
 
-__all__ = ["advance", "finetune_lite0", "frozen_top", "pooled_features", "restricted_head", "snapshot"]
+def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch_size: int = 64, lr: float = 0.01,
+                      head_lr_mult: float = 10.0, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
+                      image_size: int = 224, num_workers: int = 0) -> tuple[nn.Module, float]:
+    """The whole Lite0 trained end to end on images (the training ladder's last rung), with the same
+    budget rule as :func:`finetune_lite0`: SGD, Nesterov momentum 0.9, ``head_lr_mult`` × ``lr`` on the new
+    head, cosine schedule, ``epochs`` epochs; each image resized whole to ``image_size`` (as the cached
+    features are), no augmentation. Returns the network (``features`` → (N, 1280, h, w), head ``fc``)
+    and the measured seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
+    import time
+
+    from infocam.models.lite0_cam import Lite0CAM
+    from infocam.train import fit
+    from infocam.utils import seed_everything
+
+    seed_everything(seed)
+    model = Lite0CAM(num_classes, trainable_from="stage1", pretrained=True, image_size=image_size)
+    data = image_dataset(paths, labels, image_size)
+    started = time.time()
+    fit(model, data, None, F.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
+        weight_decay=weight_decay, optimizer="sgd", head="fc", head_lr_mult=head_lr_mult, schedule="cosine", seed=seed,
+        device=device, num_workers=num_workers, desc=f"whole network, seed {seed}")
+    return model.cpu().eval(), (time.time() - started) / epochs
+
+
+def image_dataset(paths, labels, image_size: int = 224):
+    """The images at ``paths`` resized whole to ``image_size`` and normalised for Lite0 (no boxes)."""
+    from infocam.data import transforms as T
+    from infocam.data.images import ImageDataset
+    from infocam.models.backbones import NORMALIZATION
+
+    return ImageDataset(list(paths), np.asarray(labels), None, T.eval_transform(image_size, NORMALIZATION["efficientnet_lite0"]))
+
+
+__all__ = ["advance", "finetune_lite0", "image_dataset", "train_whole_lite0", "frozen_top", "pooled_features", "restricted_head", "snapshot"]

@@ -27,6 +27,7 @@ METHOD_COLORS = {
     "infocam": _PALETTE[1],
     "adl": _PALETTE[2],
     "infocam_adl": _PALETTE[3],
+    "centre": "0.45",
 }
 NATS = "nats"
 
@@ -120,11 +121,11 @@ def threshold_curves(curves: dict, thresholds, ax=None):
     if ax is None:
         ax = subplots(1, 1, width=6.0, height=3.6)[1][0, 0]
     for name, curve in curves.items():
-        key = ("cam" if name == "CAM" else "adl" if name.startswith("ADL")
+        key = ("cam" if name == "CAM" else "adl" if name.startswith("ADL") else "centre" if name.startswith("centre")
                else "infocam_adl" if name.startswith("infoCAM+") else "infocam")
         ax.plot(thresholds, 100 * np.asarray(curve), "--" if "least" in name else "-", color=color(key), label=name)
     ax.set_xlabel("threshold τ (fraction of the map's maximum)")
-    ax.set_ylabel("test boxes with IoU ≥ 0.5 (%)")
+    ax.set_ylabel("report-half boxes with IoU ≥ 0.5 (%)")
     ax.legend(fontsize=8)
     return ax
 
@@ -142,3 +143,28 @@ def map_panel(ax, image, heat, tau: float, gt_box, title: str = "") -> None:
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, ec=colour, lw=1.2))
     ax.set_title(title, fontsize=7)
     ax.axis("off")
+
+
+def ladder(tables: dict, rung_labels: dict | None = None):
+    """The training ladder: per metric (``tables``: metric name → :func:`infocam.localisation.rungs`
+    table), the paired gain infoCAM − CAM (± sd over seeds) against the rung, and CAM, the best
+    infoCAM setting and the centre prior (a dashed line) against the rung, all in percent."""
+    fig, axes = subplots(2, len(tables), width=3.6, height=2.6)
+    for j, (metric, t) in enumerate(tables.items()):
+        x = np.arange(len(t))
+        labels = [(rung_labels or {}).get(r, r) for r in t.index]
+        ax = axes[0, j]
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.errorbar(x, 100 * t["gain"], yerr=100 * t["gain_sd"], fmt="o-", color=color("infocam"), capsize=3)
+        ax.set_ylabel(f"infoCAM − CAM, {metric} (points)")
+        ax.set_title(metric, fontsize=9)
+        ax = axes[1, j]
+        for key, name in (("cam", "CAM"), ("infocam", "best infoCAM"), ("centre", "centre prior")):
+            ax.errorbar(x, 100 * t[key].astype(float), yerr=100 * t[f"{key}_sd"].astype(float), capsize=3, label=name,
+                        color=color(key), fmt="s--" if key == "centre" else "o-")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.legend(fontsize=7)
+        for a in axes[:, j]:
+            a.set_xticks(x, labels, fontsize=7)
+        axes[1, j].set_xlabel("trained part of the network (rung)")
+    return fig, axes

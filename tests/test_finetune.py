@@ -45,3 +45,22 @@ def test_pooled_features():
     acts = torch.randn(5, 4, 3, 3, generator=torch.Generator().manual_seed(1)).numpy()
     np.testing.assert_allclose(finetune.pooled_features(lambda a: a, acts, batch_size=2).numpy(), acts.mean((2, 3)),
                                rtol=1e-5, atol=1e-7)
+
+
+def test_whole_network_rung_trains_every_stage(tmp_path):
+    from PIL import Image
+
+    from infocam import localisation as L
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(paths[-1])
+    labels = np.arange(6) % 2
+    model, per_epoch = finetune.train_whole_lite0(paths, labels, 2, epochs=1, batch_size=3, image_size=64)
+    assert per_epoch > 0 and model.fc.out_features == 2
+    stem = [p for n, p in model.named_parameters() if "stem" in n or "_conv_stem" in n]
+    assert stem and all(p.requires_grad for p in stem)
+    out = L.maps_from_model(model, finetune.image_dataset(paths, labels, 64), L.catalogue((1,)), batch_size=4)
+    assert out["maps"]["cam"].shape == (6, 2, 2) and out["boxes"] is None

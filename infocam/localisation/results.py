@@ -179,5 +179,54 @@ def lead_noise(c: dict, n_images: int | None) -> tuple[float, str]:
     return 0.0, "no noise estimate"
 
 
-__all__ = ["best_infocam", "comparison", "display_table", "lead_noise", "paired", "record", "stack", "summarise",
-           "train_results", "verdict"]
+
+
+def rungs(long: pd.DataFrame, metric: str = "top1_loc", order=None) -> pd.DataFrame:
+    """One row per network (a rung of a training ladder, column ``network``): top-1 accuracy, CAM,
+    the best infoCAM setting and the centre prior on ``metric`` (mean and sd over seeds), the paired
+    per-seed gain infoCAM − CAM (mean, sd, min, max) and whether each map beats the prior in every
+    seed. The best infoCAM setting is chosen per rung on the same scores, which favours it."""
+    rows = []
+    for rung in order or list(dict.fromkeys(long["network"])):
+        part = long[long["network"] == rung]
+        c = comparison(part, metric)
+        acc = part[part["id"] == "cam"]["top1_accuracy"]
+        rows.append({"rung": rung, "top1_accuracy": float(acc.mean()), "top1_accuracy_sd": float(acc.std()) if len(acc) > 1 else 0.0,
+                     **{k: c[k] for k in ("best_infocam", "cam", "cam_sd", "infocam", "infocam_sd", "gain", "gain_sd",
+                                          "gain_min", "gain_max", "seeds")},
+                     **{k: c.get(k) for k in ("centre", "centre_sd", "infocam_beats_centre", "cam_beats_centre")}})
+    return pd.DataFrame(rows).set_index("rung")
+
+
+def trend(table: pd.DataFrame, long: pd.DataFrame, metric: str = "top1_loc") -> str:
+    """How the paired gain infoCAM − CAM moves from rung to rung, in words, counting a step only where
+    every seed moves the same way (seeds paired by their number); "no consistent change" otherwise."""
+    steps = []
+    names = list(table.index)
+    for a, b in zip(names, names[1:]):
+        ga = paired(long[long["network"] == a], table.loc[a, "best_infocam"], "cam", metric)
+        gb = paired(long[long["network"] == b], table.loc[b, "best_infocam"], "cam", metric)
+        d = (gb - ga).dropna()
+        word = "shrinks" if len(d) and (d < 0).all() else "grows" if len(d) and (d > 0).all() else "changes inconsistently"
+        steps.append(f"from {a} to {b} the gain {word} in every seed" if word != "changes inconsistently"
+                     else f"from {a} to {b} the gain's change has no consistent sign across seeds")
+    return "; ".join(steps)
+
+
+def rungs_display(tables: dict, labels: dict | None = None, digits: int = 1) -> pd.DataFrame:
+    """The ladder's table for a page: per rung and metric (``tables``: metric name → :func:`rungs`
+    table) top-1 accuracy, CAM, the best infoCAM setting, the centre prior and the paired gain, in %."""
+    f = lambda m, s: f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}"  # noqa: E731
+    first = next(iter(tables.values()))
+    out = pd.DataFrame({"top-1 accuracy (%)": [f(m, s) for m, s in zip(first["top1_accuracy"], first["top1_accuracy_sd"])]},
+                       index=pd.Index([(labels or {}).get(r, r) for r in first.index], name="rung"))
+    for metric, t in tables.items():
+        out[f"{metric}: CAM"] = [f(m, s) for m, s in zip(t["cam"], t["cam_sd"])]
+        out[f"{metric}: best infoCAM"] = [f(m, s) for m, s in zip(t["infocam"], t["infocam_sd"])]
+        out[f"{metric}: centre prior"] = [f(m, s) for m, s in zip(t["centre"], t["centre_sd"])]
+        out[f"{metric}: gain (paired)"] = [f"{100 * m:+.{digits}f} ± {100 * s:.{digits}f}" for m, s in zip(t["gain"], t["gain_sd"])]
+    return out
+
+
+__all__ = ["best_infocam", "comparison", "display_table", "lead_noise", "paired", "record", "rungs", "rungs_display", "stack", "summarise",
+           "train_results", "trend", "verdict"]
