@@ -52,7 +52,7 @@ def row(table, claim_start):
 
 def test_every_claim_of_the_issue_has_a_row():
     table = summary.reproduction_table({})
-    assert len(table) == 8
+    assert len(table) == 9
     assert (table["verdict"] == summary.NOT_RUN).all()
     assert table["note"].str.contains("not run in this build").all()
     papers = " ".join(table["paper"])
@@ -166,3 +166,14 @@ def test_recorded_claims_reads_every_chapters_claims_from_the_build(tmp_path, mo
         {"chapter": "02_b", "id": "02_b-claim", "statement": "what 02_b says", "holds": True},
     ]
     assert list(summary.recorded_claims({}).columns) == ["chapter", "id", "statement", "holds"]
+
+
+def test_ladder_row_needs_every_rung_beyond_its_noise():
+    rung = lambda name, gain, sd, centre=False: {"rung": name, "gain": gain, "gain_sd": sd, "seeds": 3,  # noqa: E731
+                                                 "infocam_beats_centre": centre}
+    held = {"ladder": {"Top-1 Loc": [rung("linear", 0.15, 0.01), rung("head", 0.03, 0.01, True)], "trend": "t"}}
+    r = row(summary.reproduction_table({"05_trained_wsol": held}), "infoCAM > CAM at every rung")
+    assert r["verdict"] == "reproduced in direction only" and "linear +15.0 ± 1.0; head +3.0 ± 1.0" in r["ours"]
+    assert "beats the network-free centre prior at head" in r["note"]
+    shrunk = {"ladder": {"Top-1 Loc": [rung("linear", 0.15, 0.01), rung("stage7", 0.01, 0.02)]}}
+    assert row(summary.reproduction_table({"05_trained_wsol": shrunk}), "infoCAM > CAM at every rung")["verdict"] == "not reproduced"
