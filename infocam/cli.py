@@ -119,14 +119,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report_claims(results_path: Path) -> None:
-    """After a run in report mode: the chapter's claims that its numbers did not support, one per line."""
+    """After a run in report mode: the chapter's claims that its numbers did not support, and the
+    exercises whose asserted answer did not hold, one per line."""
     from infocam.claims import not_holding
 
-    failed = not_holding(json.loads(results_path.read_text()))
+    results = json.loads(results_path.read_text())
+    failed = not_holding(results)
     if failed:
         print(f"claims that do not hold with your parameters ({len(failed)}; the executed notebook marks each):")
         for c in failed:
             print(f"  - {c['id']}: {c['statement']}")
+    answers = results.get("exercises_not_holding", [])
+    if answers:
+        print(f"exercise answers that do not hold with your parameters ({len(answers)}; the executed notebook "
+              "shows each failed solution):")
+        for a in answers:
+            print(f"  - {a['exercise']}: {a['error']}")
 
 
 def _error(message, code: int) -> int:

@@ -501,18 +501,22 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
     notebook = tmp / f"{chapter}.ipynb"
     env_before = {key: os.environ.get(key) for key in (RESULTS_ENV, CLAIMS_ENV)}
     os.environ[RESULTS_ENV] = str(metrics_path)
-    os.environ[CLAIMS_ENV] = claims_mode(profile, overrides)
+    mode = os.environ[CLAIMS_ENV] = claims_mode(profile, overrides)
+    source = book_dir / f"{chapter}.ipynb"
     started = time.time()
+    unheld_answers = []
     try:
         with _sigterm_as_interrupt(), open(tmp / KERNEL_LOG, "ab") as kernel_log:
             pm.execute_notebook(
-                str(book_dir / f"{chapter}.ipynb"), str(notebook),
+                _tolerating_solutions(source) if mode == "report" else str(source), str(notebook),
                 parameters=params, cwd=str(book_dir), kernel_name="python3",
                 progress_bar=sys.stderr.isatty(), kernel_manager_class=_logged_kernel(kernel_log),
             )
     except PapermillExecutionError as exc:
-        failed = _fail(tmp, name, f"{exc.ename}: {exc.evalue}\n\n{_plain(exc.traceback)}")
-        raise ChapterError(chapter, exc.ename, exc.evalue, failed / notebook.name, _plain(exc.traceback)) from None
+        unheld_answers = _failed_solutions(notebook) if mode == "report" else []
+        if not unheld_answers:
+            failed = _fail(tmp, name, f"{exc.ename}: {exc.evalue}\n\n{_plain(exc.traceback)}")
+            raise ChapterError(chapter, exc.ename, exc.evalue, failed / notebook.name, _plain(exc.traceback)) from None
     except BaseException as exc:
         why = "interrupted by SIGTERM" if isinstance(exc, Interrupted) else (
             "interrupted by Ctrl-C" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
@@ -530,7 +534,7 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
                 os.environ[key] = value
     try:
         with _sigterm_as_interrupt():
-            return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started)
+            return _finish(chapter, profile, params, overrides, book_dir, tmp, name, started, unheld_answers)
     except OSError as exc:
         failed = _fail(tmp, name, f"could not write results.json: {exc}")
         hint = "free some space and run again" if exc.errno == errno.ENOSPC else "check the runs folder"
@@ -546,6 +550,46 @@ def claims_mode(profile: str, overrides: dict | None) -> str:
     """How a run treats a claim that does not hold (:mod:`infocam.claims`): ``strict`` for the
     book's own parameters (``smoke`` / ``default``, no override), ``report`` for a user's."""
     return "strict" if profile in ("smoke", "default") and not overrides else "report"
+
+
+# In report mode the exercises' solution cells may raise: their asserted answers are the book's, and a
+# user's parameters can move them (they stay asserts: the course material grades with them).
+TOLERATED = "raises-exception"  # nbclient's tag: an error in the cell does not stop the notebook
+
+
+def _tolerating_solutions(path: Path):
+    """The chapter with every code cell after its ``## Exercises`` heading tagged :data:`TOLERATED`."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    exercises = False
+    for cell in nb.cells:
+        exercises = exercises or (cell.cell_type == "markdown" and cell.source.startswith("## Exercises"))
+        if exercises and cell.cell_type == "code" and TOLERATED not in cell.metadata.setdefault("tags", []):
+            cell.metadata["tags"].append(TOLERATED)
+    return nb
+
+
+def _failed_solutions(notebook: Path) -> list[dict]:
+    """The exercises whose solution raised in an executed notebook, ``[{exercise, error}]``; empty when
+    an error lies in any cell that was not tolerated (then the run failed). Drops papermill's error
+    banner from the notebook, since the chapter itself finished."""
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    failed, label = [], None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and (m := re.search(r"\{solution-start\}\s+(\S+)", cell.source)):
+            label = m.group(1)
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        if errors and TOLERATED not in cell.metadata.get("tags", []):
+            return []
+        failed += [{"exercise": label, "error": f"{e.ename}: {e.evalue}".rstrip(": ")} for e in errors]
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    atomic_write_text(notebook, nbformat.writes(nb))
+    return failed
 
 
 def _logged_kernel(log):
@@ -573,7 +617,8 @@ def _plain(traceback: list[str]) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(traceback))
 
 
-def _finish(chapter, profile, params, overrides, book_dir, tmp: Path, name: str, started: float) -> Path:
+def _finish(chapter, profile, params, overrides, book_dir, tmp: Path, name: str, started: float,
+            unheld_answers: list[dict] = ()) -> Path:
     metrics_path = tmp / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics_path.unlink(missing_ok=True)
@@ -593,6 +638,8 @@ def _finish(chapter, profile, params, overrides, book_dir, tmp: Path, name: str,
         # every claim the chapter made, {id, statement, holds, numbers} (infocam.claims.claim)
         "claims": metrics.pop("claims", []),
         "claims_mode": claims_mode(profile, overrides),
+        # exercises whose asserted answer did not hold with these parameters (report mode only)
+        "exercises_not_holding": list(unheld_answers),
         "wall_time_s": round(time.time() - started, 2),
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),
         **provenance(),

@@ -96,7 +96,8 @@ def test_run_mode_follows_profile_and_overrides(profile, overrides, mode):
 
 @pytest.fixture
 def inverted_book(tmp_path):
-    """One chapter whose claim is false at ``shift=0`` ... and whose later cell still records a metric."""
+    """One chapter whose claim is false at ``shift=0`` (a later cell still records a metric) and whose
+    exercise's asserted answer holds only at ``shift=0``."""
     book = tmp_path / "book"
     (book / "params").mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
@@ -113,6 +114,10 @@ def inverted_book(tmp_path):
             "claim('true', 'one plus the shift is positive', value > 0, value=value)"
         ),
         nbformat.v4.new_code_cell("from infocam import runs\nruns.record(after=value)"),
+        nbformat.v4.new_markdown_cell("## Exercises"),
+        nbformat.v4.new_markdown_cell("```{solution-start} ex-shift\n```"),
+        nbformat.v4.new_code_cell("assert shift == 0, 'the answer assumes shift = 0'\nprint('solution done')"),
+        nbformat.v4.new_markdown_cell("```{solution-end}\n```"),
     ]
     nbformat.write(nb, book / "01_inverted.ipynb")
     profiles = {"smoke": {}, "default": {}, "paper": {}, "constraints": {"shift": {"type": "number"}}}
@@ -145,6 +150,8 @@ def test_run_with_an_override_reports_the_claim_and_finishes(inverted_book, tmp_
     assert code == 0, err
     assert "claims that do not hold with your parameters (1;" in out
     assert "  - inverted: one plus the shift exceeds two" in out
+    assert "exercise answers that do not hold with your parameters (1;" in out
+    assert "  - ex-shift: AssertionError: the answer assumes shift = 0" in out
     assert "IPKernelApp" not in out + err  # the kernel's own log stays in the run folder
     (run,) = (tmp_path / "runs" / "01_inverted").glob("2*")
     results = json.loads((run / "results.json").read_text())
@@ -154,6 +161,9 @@ def test_run_with_an_override_reports_the_claim_and_finishes(inverted_book, tmp_
         {"id": "true", "statement": "one plus the shift is positive", "holds": True, "numbers": {"value": 1.5}},
     ]
     assert results["metrics"] == {"after": 1.5}  # the chapter went on after the failed claim
+    assert results["exercises_not_holding"] == [{"exercise": "ex-shift", "error": "AssertionError: the answer assumes shift = 0"}]
+    executed = nbformat.read(run / "01_inverted.ipynb", as_version=4)
+    assert not [c for c in executed.cells if "papermill-error-cell-tag" in c.metadata.get("tags", [])]
     (cell,) = [c for c in nbformat.read(run / "01_inverted.ipynb", as_version=4).cells if "claim('inverted'" in c.source]
     html = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
     assert len(html) == 1 and "admonition warning" in html[0] and "contradict the sentence above" in html[0]
