@@ -116,9 +116,10 @@ class Exercise:
         """Autograded points: one per test."""
         return len(self.split()[1])
 
-    def hint(self, earlier: set[str]) -> str:
-        """One line for the stub: the names the tests read, the modules the solution uses and what it
-        takes from earlier exercises (``earlier``: names their solutions bind)."""
+    def hint(self, earlier: set[str], later: dict[str, str] | None = None) -> str:
+        """One line for the stub: the names the tests read, the modules the solution uses, what it
+        takes from earlier exercises (``earlier``: names their solutions bind) and what later ones
+        take from it (``later``: name -> the number of the exercise that reads it)."""
         body, tests = self.split()
         body_tree, test_trees = ast.parse(body), [ast.parse(t) for t in tests]
         bound = _stores(body_tree)
@@ -140,11 +141,16 @@ class Exercise:
         reused = sorted((_loads(body_tree) & earlier) - bound)
         if reused:
             parts.append(f"reuse {_join(f'`{n}`' for n in reused)} from an earlier exercise")
+        kept: dict[str, list[str]] = {}
+        for n, number in (later or {}).items():
+            if n in bound and n not in imported:
+                kept.setdefault(number, []).append(f"`{n}`")
+        parts += [f"keep {_join(names)} for Exercise {number}" for number, names in kept.items()]
         return "; ".join(parts) + "."
 
-    def stub(self, earlier: set[str]) -> str:
+    def stub(self, earlier: set[str], later: dict[str, str] | None = None) -> str:
         """The student's cell: raises until the student writes the solution."""
-        return f"raise NotImplementedError({self.hint(earlier)!r})\n"
+        return f"raise NotImplementedError({self.hint(earlier, later)!r})\n"
 
 
 def _loads(tree: ast.AST) -> set[str]:
@@ -466,14 +472,19 @@ def master_notebook(nb: dict, chapter: str, book_dir: Path, cache: Path, ctx: My
                 cells.append(_cell("code", smoke_cell(chapter, book_dir)))
                 first_code = False
     earlier: set[str] = set()
-    for e in exs:
+    for i, e in enumerate(exs):
         body, tests = e.split()
+        later = {}
+        for other in exs[i + 1:]:
+            other_body = ast.parse(other.split()[0])
+            for name in sorted((_loads(other_body) - _stores(other_body)) & _stores(ast.parse(body))):
+                later.setdefault(name, other.number)
         answer = [] if e.manual else [_cell("markdown", md(e.answer))]
         cells += [_config("BEGIN QUESTION", name=e.name, points={"each": 1}),
                   _cell("markdown", md(e.text)),
                   _raw("# BEGIN SOLUTION"), *answer,
                   _cell("code", f"# BEGIN SOLUTION NO PROMPT\n{body}# END SOLUTION\n"
-                                f'""" # BEGIN PROMPT\n{e.stub(earlier)}"""; # END PROMPT\n'),
+                                f'""" # BEGIN PROMPT\n{e.stub(earlier, later)}"""; # END PROMPT\n'),
                   _raw("# END SOLUTION"), _raw("# BEGIN TESTS")]
         cells += [_cell("code", t) for t in tests]
         cells += [_raw("# END TESTS")]
@@ -577,9 +588,23 @@ def check_grades(chapter: str, exs: list[Exercise], solutions: dict, student: di
 # -- the whole course ------------------------------------------------------------------------------------
 
 
-def build(book_dir: Path, cache: Path, out: Path, chapters: list[str] | None = None, log=print) -> dict:
+def _grade_all(tasks: dict, jobs: int) -> dict:
+    """``grade(*args)`` for every task, on ``jobs`` worker processes (each notebook's kernel keeps the
+    environment's thread settings, so two gradings share two cores as the book's chapters do)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1:
+        return {key: grade(*args) for key, args in tasks.items()}
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(grade, *args) for key, args in tasks.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def build(book_dir: Path, cache: Path, out: Path, chapters: list[str] | None = None, jobs: int = 2, log=print) -> dict:
     """Student notebooks, instructor's notebooks, autograders and ``course.json`` for ``chapters`` (all by default),
-    each chapter graded both ways; written to a temporary folder renamed to ``out`` when every check passed."""
+    each chapter graded both ways (on ``jobs`` processes); written to a temporary folder renamed to ``out``
+    when every check passed."""
     book_dir, out = Path(book_dir), Path(out)
     chapters = chapters or runs.chapters(book_dir)
     ctx = book_context(book_dir)
@@ -590,25 +615,27 @@ def build(book_dir: Path, cache: Path, out: Path, chapters: list[str] | None = N
               "chapters": {}}
     started = time.perf_counter()
     try:
+        built = {}
         for chapter in chapters:
             source = json.loads((book_dir / f"{chapter}.ipynb").read_text())  # read once: chapters change
-            entry = syllabus_entry(source, chapter, ctx)
             files = assign(master_notebook(source, chapter, book_dir, cache, ctx), chapter, tmp)
-            student_nb = json.loads(files["student"].read_text())
             exs = exercises(source, chapter)
-            left = solutions_in_notebook(student_nb, exs, chapter_text(source, chapter))
+            left = solutions_in_notebook(json.loads(files["student"].read_text()), exs, chapter_text(source, chapter))
             if left:
                 raise CourseError(f"{chapter}: the student notebook still holds solution text: {left[:3]}")
-            solved = grade(files["solutions"], files["autograder"])
-            untouched = grade(files["student"], files["autograder"])
+            built[chapter] = (source, exs, files)
+        graded = _grade_all({(chapter, who): (files[who], files["autograder"]) for chapter, (_, _, files) in built.items()
+                             for who in ("solutions", "student")}, jobs)
+        for chapter, (source, exs, files) in built.items():
+            solved, untouched = graded[chapter, "solutions"], graded[chapter, "student"]
             check_grades(chapter, exs, solved, untouched)
-            entry.update(solutions=solved, student=untouched,
-                         default_seconds=cached_seconds(source, cache))
-            report["chapters"][chapter] = entry
+            report["chapters"][chapter] = {**syllabus_entry(source, chapter, ctx), "solutions": solved,
+                                           "student": untouched, "default_seconds": cached_seconds(source, cache)}
             log(f"{chapter}: {len(exs)} exercises, {int(solved['possible'])} autograded points in "
                 f"{sum(e.points for e in exs)} tests (+{sum(MANUAL_POINTS for e in exs if e.manual)} by hand); "
                 f"solutions {solved['score']:g}/{solved['possible']:g} in {solved['seconds']:.0f} s, "
                 f"student notebook {untouched['score']:g}/{untouched['possible']:g} in {untouched['seconds']:.0f} s")
+        report["jobs"] = jobs
         report["seconds"] = round(time.perf_counter() - started, 1)
         atomic_write_text(tmp / "course.json", json.dumps(report, indent=1) + "\n")
         if out.exists():
@@ -723,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     b.add_argument("--out", type=Path, default=runs.REPO / "_build" / "course")
     b.add_argument("--cache", type=Path, default=runs.REPO / "_build" / ".jupyter_cache",
                    help="the book's execution cache (the glued values of its run)")
+    b.add_argument("--jobs", type=int, default=2, help="notebooks graded at once (default 2)")
     g = sub.add_parser("grade", help="grade every notebook in a folder of submissions into FOLDER/grades.csv")
     g.add_argument("folder", type=Path)
     g.add_argument("--autograders", type=Path, default=runs.REPO / "_build" / "course" / "autograder")
@@ -732,7 +760,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "build":
             chapters = [runs.resolve_chapter(c) for c in args.chapters]
             started = time.perf_counter()
-            build(runs.BOOK, args.cache, args.out, chapters)
+            build(runs.BOOK, args.cache, args.out, chapters, jobs=max(1, args.jobs))
             print(f"course material: {args.out} ({time.perf_counter() - started:.0f} s)")
         else:
             if not args.folder.is_dir():

@@ -136,9 +136,10 @@ def test_the_hint_names_what_the_tests_read_and_what_is_reused():
         "import numpy as np\nfrom infocam import information\n"
         "gain = {'small': 1.0, 'large': 2.0}\nscore = helper(gain)\n"
         "assert gain['large'] > gain['small'] and np.isfinite(score)\n"))
-    hint = e.hint(earlier={"helper"})
+    hint = e.hint(earlier={"helper"}, later={"gain": "3.3", "np": "3.4"})
     assert hint.startswith("Exercise 3.2: compute `gain` (keys 'large', 'small') and `score`")
     assert "`infocam.information`" in hint and "reuse `helper` from an earlier exercise" in hint
+    assert hint.endswith("; keep `gain` for Exercise 3.3.")
     body, (test,) = e.split()
     assert "assert" not in body and test.splitlines() == [
         "import numpy as np", "assert gain['large'] > gain['small'] and np.isfinite(score)"]
@@ -251,7 +252,7 @@ def tiny_course(tmp_path_factory):
     executed = bookbuild.execute_chapter(str(book / "01_tiny.ipynb"), 120, {})
     cache = root / "cache"
     bookbuild.cache_executed(cache, str(book / "01_tiny.ipynb"), executed["notebook"], executed["seconds"])
-    report = course.build(book, cache, root / "course", log=lambda line: None)
+    report = course.build(book, cache, root / "course", jobs=1, log=lambda line: None)
     return root / "course", report
 
 
@@ -267,6 +268,7 @@ def test_student_notebook_has_stubs_plain_markdown_and_no_solution(tiny_course):
     assert "(Qin et al. 2019)" in text and "See Exercise 1.1." in text and "> **Learning goals**" in text
     stubs = [c for c in student["cells"] if c["cell_type"] == "code" and "NotImplementedError" in course._source(c)]
     assert len(stubs) == 2 and "`square_of_n_value`" in course._source(stubs[0])
+    assert "keep `square_of_n_value` for Exercise 1.2" in course._source(stubs[0])
     assert "reuse `square_of_n_value`" in course._source(stubs[1])
     smoke = next(course._source(c) for c in student["cells"] if "use_smoke_profile = True" in course._source(c))
     assert "    n = 2" in smoke and "scale" not in smoke
