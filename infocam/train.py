@@ -458,13 +458,14 @@ def fit(
                 "rng": rng})
 
     model.train()
+    steps_run = 0  # batches this call has trained: the ranks agree on a stop request every few of them
     try:
         for epoch in progress(range(start, epochs), desc=desc, initial=start, total=epochs,
                               **({"disable": True} if rank else {})):
             skip = start_step if epoch == start else 0
             total = torch.zeros((), dtype=acc_dtype, device=dev)
             count = 0
-            if epoch == start and skip:
+            if epoch == start and skip and rank == 0:  # the ranks' sums at the stop, held by rank 0
                 total += partial[0]
                 count = int(partial[1])
             gen_state = gen.get_state() if gen is not None else None
@@ -495,8 +496,9 @@ def fit(
                 total += loss.detach().to(acc_dtype) * len(yb)
                 count += len(yb)
                 step += 1
-                if _stop_requested(size, step, dev):
-                    part = (float(total), count)
+                steps_run += 1
+                if _stop_requested(size, steps_run, dev):
+                    part = (float(total), count) if size == 1 else tuple(_all_reduce_sum([float(total), count], dev))
                     save(epoch, step, part, gen_state)
                     raise Stopped(epoch, step, checkpoint)
             sums = [float(total), count]
@@ -517,11 +519,11 @@ def fit(
 STOP_CHECK_EVERY = 8  # batches between the ranks' agreement on a stop request (one tiny all-reduce)
 
 
-def _stop_requested(size: int, step: int, dev: torch.device) -> bool:
+def _stop_requested(size: int, steps_run: int, dev: torch.device) -> bool:
     """Whether to stop after this batch: the request flag, agreed by all ranks every few batches."""
     if size == 1:
         return _STOP.is_set()
-    if step % STOP_CHECK_EVERY:
+    if steps_run % STOP_CHECK_EVERY:
         return False
     import torch.distributed as dist
 

@@ -8,6 +8,7 @@ and exit code 143. Under ``torchrun`` only rank 0 prints.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -53,7 +54,7 @@ def train_command(args) -> int:
             print(json.dumps(dry_run(recipe), indent=2))
         else:
             out = run(recipe, resume=not args.fresh, force_resume=args.force_resume,
-                      log=print if _rank() == 0 else (lambda *a, **k: None))
+                      log=functools.partial(print, flush=True) if _rank() == 0 else (lambda *a, **k: None))
             if _rank() == 0:
                 print(f"results: {out}")
     except (RecipeError, CheckpointError, DataError, DeviceError, FolderBusy) as exc:

@@ -106,21 +106,32 @@ def _mark_failed(out: Path, why: str) -> None:
         atomic_write_text(out / FAILED, why.rstrip() + "\n")
 
 
-def _watch_launcher(out: Path, rank: int, interval: float = 1.0) -> None:
-    """Under torchrun: stop this rank within ``interval`` seconds once its launcher is gone (SIGKILL)."""
+def _launcher_gone(parent: int) -> str | None:
+    """Why this rank must stop when its torchrun launcher (pid ``parent``) is gone, else None."""
+    if os.getppid() == parent:
+        return None
+    return (f"the torchrun launcher (pid {parent}) died; the ranks stopped. last.pt holds the last finished "
+            "epoch: run the same command to resume")
+
+
+def _watch_launcher(out: Path, rank: int, interval: float = 1.0) -> int | None:
+    """Under torchrun: stop this rank within ``interval`` seconds once its launcher is gone (SIGKILL).
+
+    Returns the launcher's pid (None outside torchrun).
+    """
     if "TORCHELASTIC_RUN_ID" not in os.environ and "LOCAL_RANK" not in os.environ:
-        return
+        return None
     parent = os.getppid()
 
     def watch():
         while True:
             time.sleep(interval)
-            if os.getppid() != parent:
+            why = _launcher_gone(parent)
+            if why:
                 if rank == 0:
                     with contextlib.suppress(OSError):
-                        _mark_failed(out, f"the torchrun launcher (pid {parent}) died; the ranks stopped. last.pt "
-                                          "holds the last finished epoch: run the same command to resume")
-                    print(f"infocam: error: the torchrun launcher (pid {parent}) is gone; stopping", file=sys.stderr)
+                        _mark_failed(out, why)
+                    print(f"infocam: error: {why}", file=sys.stderr)
                 os._exit(1)
 
     threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
@@ -204,13 +215,23 @@ def dry_run(recipe: dict, batch_size: int = 2, device: str | None = None) -> dic
             "weights": weights, "parameters": sum(p.numel() for p in model.parameters()),
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "precision": settings["precision"], "loss": losses[0], "image": list(x.shape[1:]),
-            "maps": list(maps.shape[1:])}
+            "maps": list(maps.shape[1:]),
+            "localisation_methods": [m.id for m in localisation_methods(recipe["dataset"]["name"])]}
 
 
 # -- scoring ---------------------------------------------------------------------------------------
 
 
 @torch.no_grad()
+def localisation_methods(dataset: str) -> list:
+    """The catalogue ``infocam train`` scores: window 1 and the paper's window for ``dataset``
+    (:data:`infocam.paper.INFOCAM_WINDOW`), its full-padding variant, the centre prior, any added method."""
+    from infocam import localisation as L, paper
+
+    k = paper.INFOCAM_WINDOW.get(dataset, 3)
+    return L.catalogue((1, k), faithful_window=k)
+
+
 def localisation(model, test_ds, dev, *, dataset: str = "cub", precision: str = "fp32", batch_size: int = 64,
                  num_workers: int = 0, seed: int = 0) -> dict:
     """Top-1 accuracy and the localisation of a trained network on a test Dataset with boxes, through the
@@ -218,10 +239,9 @@ def localisation(model, test_ds, dev, *, dataset: str = "cub", precision: str = 
     and the paper's window for ``dataset``, its full-padding variant, the centre prior, any added
     method), τ chosen on the selection half of the test split, scores on the report half under the
     reference protocol with the original code's τ = 0.2 beside them, keyed by method id."""
-    from infocam import localisation as L, paper
+    from infocam import localisation as L
 
-    k = paper.INFOCAM_WINDOW.get(dataset, 3)
-    methods = L.catalogue((1, k), faithful_window=k)
+    methods = localisation_methods(dataset)
     out = L.maps_from_model(model, test_ds, methods, device=dev, batch_size=batch_size, num_workers=num_workers,
                             precision=precision)
     boxes = np.trunc(out["boxes"])  # the reference's integer pixel boxes
@@ -251,7 +271,7 @@ def run(recipe: dict, *, resume: bool = True, force_resume: bool = False, log=pr
     rank, size = world()
     if recipe["train"]["sync_bn"] and size > 1 and dev.type != "cuda":
         raise RecipeError("train.sync_bn needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn: false")
-    _watch_launcher(out, rank)
+    launcher = _watch_launcher(out, rank)
     _configure_backends(dev, recipe)
     with (output_lock(out) if rank == 0 else contextlib.nullcontext([])) as swept:
         for owner in swept:
@@ -266,10 +286,13 @@ def run(recipe: dict, *, resume: bool = True, force_resume: bool = False, log=pr
             from infocam.train import Stopped
 
             if rank == 0 and not isinstance(exc, Stopped):
-                why = ("interrupted (Ctrl-C or SIGTERM outside training)" if isinstance(exc, KeyboardInterrupt)
-                       else f"{type(exc).__name__}: {exc}")
-                _mark_failed(out, f"{why}\nlast.pt holds the last finished epoch, if any: run the same command "
-                                  "to resume, or add --fresh to start again")
+                why = launcher and _launcher_gone(launcher)
+                if not why:
+                    why = ("interrupted (Ctrl-C or SIGTERM outside training)" if isinstance(exc, KeyboardInterrupt)
+                           else f"{type(exc).__name__}: {exc}")
+                    why += ("\nlast.pt holds the last finished epoch, if any: run the same command to resume, "
+                            "or add --fresh to start again")
+                _mark_failed(out, why)
             raise
 
 
