@@ -186,3 +186,77 @@ def test_resume_on_an_image_folder_with_random_crops_is_bit_equal(tmp_path, work
     assert fit(resumed, data, None, F.cross_entropy, checkpoint=ckpt, resume=True, **settings) == h_full
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dataset", [False, True], ids=["tensors", "dataset"])
+def test_a_stop_request_mid_epoch_checkpoints_and_the_resume_is_bit_equal(tmp_path, monkeypatch, dataset):
+    from infocam import train as engine
+
+    X, y = _data(96)
+    data = (torch.utils.data.TensorDataset(X, y), None) if dataset else (X, y)
+    settings = dict(epochs=3, batch_size=16, seed=5, lr=0.05, momentum=0.9, schedule="step", step_size=1)
+    full = _net()
+    h_full = fit(full, *data, F.cross_entropy, **settings)
+    ckpt = tmp_path / "last.pt"
+    calls = []
+    monkeypatch.setattr(engine, "_stop_requested", lambda size, n, dev: calls.append(n) or len(calls) == 6 + 3)
+    with pytest.raises(engine.Stopped, match="stopped in epoch 2 after 3 batches"):
+        fit(_net(), *data, F.cross_entropy, checkpoint=ckpt, **settings)
+    monkeypatch.undo()
+    state = torch.load(ckpt, weights_only=False)
+    assert (state["epoch"], state["step"], state["partial"][1]) == (1, 3, 48)
+    resumed = _net()
+    assert fit(resumed, *data, F.cross_entropy, checkpoint=ckpt, resume=True, **settings) == h_full
+    assert all(torch.equal(a, b) for a, b in zip(full.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_request_stop_is_what_sigterm_calls(tmp_path):
+    from infocam import train as engine
+
+    X, y = _data(64)
+
+    def stop_now(epoch, history, model):
+        engine.request_stop()
+    ckpt = tmp_path / "last.pt"
+    h = fit(_net(), X, y, F.cross_entropy, epochs=1, checkpoint=ckpt, on_epoch=stop_now)
+    assert len(h) == 1  # the request after the last epoch ends nothing; the flag is cleared for the next fit
+    fit(_net(), X, y, F.cross_entropy, epochs=1)
+    engine.request_stop()
+    with pytest.raises(engine.Stopped, match="after 1 batches"):
+        fit(_net(), X, y, F.cross_entropy, epochs=2, checkpoint=ckpt, resume=False)
+
+
+def test_force_resume_takes_a_checkpoint_of_other_settings_but_not_of_another_network(tmp_path):
+    X, y = _data(64)
+    ckpt = tmp_path / "last.pt"
+    fit(_net(), X, y, F.cross_entropy, epochs=1, lr=0.1, checkpoint=ckpt, run_key={"train.lr": 0.1})
+    with pytest.raises(CheckpointError, match=r"train.lr: checkpoint 0.1 vs now 0.2.*--force-resume"):
+        fit(_net(), X, y, F.cross_entropy, epochs=2, lr=0.2, checkpoint=ckpt, resume=True, run_key={"train.lr": 0.2})
+    h = fit(_net(), X, y, F.cross_entropy, epochs=2, lr=0.2, checkpoint=ckpt, resume=True, force_resume=True,
+            run_key={"train.lr": 0.2})
+    assert len(h) == 2
+    other = nn.Sequential(nn.Flatten(), nn.Linear(144, 4))
+    with pytest.raises(CheckpointError, match="tensors"):
+        fit(other, X, y, F.cross_entropy, epochs=3, checkpoint=ckpt, resume=True, force_resume=True,
+            run_key={"train.lr": 0.2})
+
+
+def test_channels_last_on_cpu_trains_to_the_same_losses():
+    def net():  # no dropout: its mask follows the memory layout
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(400, 4))
+
+    X, y = _data(64)
+    plain = fit(net(), X, y, F.cross_entropy, epochs=2, lr=0.05)
+    cl = fit(net(), X, y, F.cross_entropy, epochs=2, lr=0.05, channels_last=True)
+    assert cl == pytest.approx(plain, rel=1e-5)
+
+
+def test_default_workers_share_the_cores_among_the_ranks(monkeypatch):
+    from infocam.train import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert default_workers(1) == 8 and default_workers(2) == 7 and default_workers(8) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert default_workers(8) == 3  # 4 ranks on this host of 16 cores
