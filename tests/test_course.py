@@ -307,3 +307,39 @@ def test_a_folder_of_submissions_is_graded_into_one_table(tiny_course, tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(course.CourseError, match="no .ipynb"):
         course.grade_folder(tmp_path / "empty", out / "autograder")
+
+
+@pytest.mark.slow
+def test_student_edition_links_each_chapter_s_student_notebook(tmp_path):
+    """A one-chapter book built as ``make book-student`` builds it: the chapter's Exercises section links its
+    student notebook, the notebook is in the site, and the edition's check passes."""
+    from test_book import EXERCISE_NB, build
+
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    shutil.copytree(runs.BOOK / "_ext", root / "book" / "_ext")
+    shutil.copy(runs.BOOK / "references.bib", root / "book")
+    cfg = yaml.safe_load((runs.REPO / "_config.yml").read_text())
+    for key in ("mathjax_path", "html_static_path"):
+        cfg["sphinx"]["config"].pop(key, None)
+    (root / "_config.yml").write_text(yaml.safe_dump(cfg))
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/01_tiny\n"
+                                   "  - file: book/instructor\n")
+    (root / "book" / "intro.md").write_text("# Intro\n")
+    (root / "book" / "instructor.md").write_text("# For instructors\n")
+    nb = json.loads(json.dumps(EXERCISE_NB))
+    nb["cells"].insert(3, {"cell_type": "markdown", "id": "x", "metadata": {}, "source": "## Exercises\n"})
+    (root / "book" / "01_tiny.ipynb").write_text(json.dumps(nb))
+    notebooks = tmp_path / "student"
+    notebooks.mkdir()
+    (notebooks / "01_tiny.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    out = root / "_build" / "student"
+    editions.student_config(root / "_config.yml", out / "_config.yml", root / "_build" / ".jupyter_cache",
+                            root / "book" / "_ext", notebooks)
+    build(root, "--config", str(out / "_config.yml"), "--toc", str(out / "_toc.yml"), "--path-output", str(out))
+    html_dir = out / "_build" / "html"
+    page = (html_dir / "book" / "01_tiny.html").read_text()
+    assert 'href="../notebooks/01_tiny.ipynb" download' in page and "SOLUTION-CODE-MARKER" not in page
+    assert editions.notebook_links(html_dir) == {"01_tiny.ipynb": True}
+    assert not (html_dir / "book" / "instructor.html").exists()
+    assert editions.check_student(html_dir) == 1
