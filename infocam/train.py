@@ -240,8 +240,13 @@ class Stopped(Exception):
 
 
 def request_stop(*_signal) -> None:
-    """Ask a running :func:`fit` to stop at its next batch boundary (usable as a signal handler)."""
+    """Ask a running :func:`fit` (or the next one) to stop at its next batch boundary (usable as a signal handler)."""
     _STOP.set()
+
+
+def clear_stop() -> None:
+    """Forget a stop request that no :func:`fit` took (e.g. SIGTERM while a finished run was being scored)."""
+    _STOP.clear()
 
 
 # -- the loop --------------------------------------------------------------------------------------

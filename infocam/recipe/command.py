@@ -45,7 +45,7 @@ def train_command(args) -> int:
     from infocam.device import DeviceError
     from infocam.paths import DataError
     from infocam.recipe.runner import FolderBusy, TrainingError, dry_run, run
-    from infocam.train import CheckpointError, Stopped, request_stop
+    from infocam.train import CheckpointError, Stopped, clear_stop, request_stop
 
     previous = signal.signal(signal.SIGTERM, request_stop) if not args.dry_run else None
     try:
@@ -69,4 +69,5 @@ def train_command(args) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            clear_stop()
     return 0
