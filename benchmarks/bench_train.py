@@ -9,8 +9,8 @@
     per image in this process, and images/s through a ``DataLoader`` with ``--workers`` processes;
 (c) the engine end to end: :func:`infocam.train.fit` on those images (loader workers and Lite0
     training sharing the cores), images/s, and its ratio to (a) for Lite0 at the same batch size
-    (below 1 by the loader's share of the cores, the workers' start-up each epoch and the first
-    batch's warm-up).
+    (below 1 by the loader's share of the cores, the workers' start-up (once per run: they persist)
+    and the first batch's warm-up).
 
 Measured on the 2-core build machine (load average 2.2, batch 8): VGG16-GAP 2.8 images/s (648
 CPU-ms/image), ResNet-50 6.6 (276), Lite0 stage 7 + head 79 (19); the loader 0.8 CPU-ms/image,
@@ -20,7 +20,8 @@ Every epoch is bounded by the network; the loader costs 0.1 / 0.3 / 4 % of the n
 CPU-ms per image do not depend on what else runs on the machine; images/s do (the load average is
 printed). Medians over ``--repeats`` timed runs after one warm-up. Needs the CUB folder under the
 data root (INFOCAM_DATA) for (b) and (c). No GPU is used (benchmarks/gpu_check.py is the GPU check).
-Usage: python benchmarks/bench_train.py [--batch 16] [--batches 2] [--repeats 3] [--workers 2]
+``--size 64 --networks-only`` times (a) at the Tiny-ImageNet recipes' 64 px.
+Usage: python benchmarks/bench_train.py [--batch 16] [--batches 2] [--repeats 3] [--workers 2] [--size 224]
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def networks():
             "lite0 (stage7+head)": lambda: Lite0CAM(200, trainable_from="stage7")}
 
 
-def step_rate(make, batch: int, batches: int, repeats: int) -> tuple[float, float]:
-    """Median (images/s, CPU-ms per image) of forward + backward + SGD step on pre-built 224 px batches."""
+def step_rate(make, batch: int, batches: int, repeats: int, size: int = 224) -> tuple[float, float]:
+    """Median (images/s, CPU-ms per image) of forward + backward + SGD step on pre-built ``size`` px batches."""
     net = make().train()
     opt = torch.optim.SGD(parameter_groups(net, 0.01, head_lr_mult=10), lr=0.01, momentum=0.9, nesterov=True)
-    x, y = torch.randn(batch, 3, 224, 224), torch.randint(0, 200, (batch,))
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 200, (batch,))
     rates, cpu = [], []
     for r in range(repeats + 1):
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -83,7 +84,7 @@ def item_cpu_ms(dataset, n: int = 64) -> float:
 
 
 def loader_rate(dataset, batch: int, batches: int, workers: int, repeats: int) -> float:
-    """Median images/s of the DataLoader alone (fresh workers each run, as the engine makes per epoch)."""
+    """Median images/s of the DataLoader alone (fresh workers each run: an epoch's start-up included)."""
     rates = []
     for _ in range(repeats):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers)
@@ -117,17 +118,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--engine-batches", type=int, default=32, help="batches in the end-to-end epoch of (c)")
+    parser.add_argument("--size", type=int, default=224, help="image size of (a): 224 (CUB recipes) or 64 (Tiny-ImageNet)")
+    parser.add_argument("--networks-only", action="store_true", help="(a) only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"CPU: {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, load average "
-          f"{os.getloadavg()[0]:.1f}; batch {args.batch}, medians of {args.repeats}")
-    out = {"load_average": os.getloadavg()[0], "batch": args.batch, "models": {}}
+          f"{os.getloadavg()[0]:.1f}; {args.size} px, batch {args.batch}, medians of {args.repeats}")
+    out = {"load_average": os.getloadavg()[0], "batch": args.batch, "size": args.size, "models": {}}
     for name, make in networks().items():
-        rate, cpu = step_rate(make, args.batch, args.batches, args.repeats)
+        if args.size % 32 and name.startswith("lite0"):
+            continue
+        rate, cpu = step_rate(make, args.batch, args.batches, args.repeats, args.size)
         out["models"][name] = {"images_per_s": rate, "cpu_ms_per_image": cpu}
         print(f"(a) {name:<22} forward+backward+step {rate:7.2f} images/s, {cpu:7.1f} CPU-ms/image")
-    root = find_cub()
+    root = None if args.networks_only else find_cub()
     if root is None:
         print("no CUB folder under the data root (INFOCAM_DATA): loader not measured")
         print(json.dumps(out))
