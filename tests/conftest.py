@@ -39,3 +39,32 @@ def real_cub() -> Path:
 def real_tiny_imagenet() -> Path:
     """The real Tiny-ImageNet folder beside the checkout (or under INFOCAM_DATA); skip if absent."""
     return shared_dataset("tiny-imagenet-200", "tiny-imagenet-200", "wnids.txt")
+
+
+VENDORED_MATHJAX = Path(__file__).resolve().parents[1] / ".vendor" / "static" / "mathjax" / "tex-svg.js"
+
+
+def book_skeleton(root: Path, chapters: list[str], static: bool = False) -> Path:
+    """The book's own ``_config.yml``, extensions (and CSS with ``static``) under ``root``, with a
+    ``_toc.yml`` of ``book/intro`` and ``chapters``: a small book the tests write pages into and build."""
+    import shutil
+
+    import yaml
+
+    from infocam import runs
+
+    (root / "book").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(runs.BOOK / "_ext", root / "book" / "_ext")
+    if static:
+        shutil.copytree(runs.BOOK / "_static", root / "book" / "_static")
+    shutil.copy(runs.BOOK / "references.bib", root / "book")
+    cfg = yaml.safe_load((runs.REPO / "_config.yml").read_text())
+    if VENDORED_MATHJAX.exists():  # fetched by `make data`
+        cfg["sphinx"]["config"]["html_static_path"] = [str(VENDORED_MATHJAX.parent.parent)]
+    else:
+        cfg["sphinx"]["config"].pop("mathjax_path", None)
+        cfg["sphinx"]["config"].pop("html_static_path", None)
+    (root / "_config.yml").write_text(yaml.safe_dump(cfg))
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   + "".join(f"  - file: book/{c}\n" for c in chapters))
+    return root

@@ -11,7 +11,6 @@ import builtins
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +19,12 @@ import pytest
 import yaml
 
 from infocam import editions, runs
+from tests.conftest import VENDORED_MATHJAX, book_skeleton
 
 sys.path.insert(0, str(runs.BOOK / "_ext"))
 import course  # noqa: E402
 
 JB = Path(sys.executable).with_name("jupyter-book")
-VENDORED_MATHJAX = runs.REPO / ".vendor" / "static" / "mathjax" / "tex-svg.js"
 
 
 def notebook(chapter: str) -> dict:
@@ -146,18 +145,7 @@ EXERCISE_NB = {
 @pytest.fixture(scope="module")
 def tiny_book(tmp_path_factory):
     """The book's _config.yml and extensions on two pages: a page with math and a chapter with an exercise."""
-    root = tmp_path_factory.mktemp("tinybook")
-    (root / "book").mkdir()
-    shutil.copytree(runs.BOOK / "_ext", root / "book" / "_ext")
-    shutil.copy(runs.BOOK / "references.bib", root / "book")
-    cfg = yaml.safe_load((runs.REPO / "_config.yml").read_text())
-    if VENDORED_MATHJAX.exists():  # fetched by `make data`
-        cfg["sphinx"]["config"]["html_static_path"] = [str(VENDORED_MATHJAX.parent.parent)]
-    else:
-        cfg["sphinx"]["config"].pop("mathjax_path", None)
-        cfg["sphinx"]["config"].pop("html_static_path", None)
-    (root / "_config.yml").write_text(yaml.safe_dump(cfg))
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/tiny\n")
+    root = book_skeleton(tmp_path_factory.mktemp("tinybook"), ["tiny"])
     (root / "book" / "intro.md").write_text("# Intro\n\nInline $x^2$ and display\n\n$$\\int_0^1 x\\,dx$$\n")
     (root / "book" / "tiny.ipynb").write_text(json.dumps(EXERCISE_NB))
     return root

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,12 @@ import yaml
 import infocam
 from infocam import browser, runs, summary
 from infocam.editions import find_chromium
+from tests.conftest import VENDORED_MATHJAX, book_skeleton
 
 sys.path.insert(0, str(runs.BOOK / "_ext"))
 import pages  # noqa: E402
 
 JB = Path(sys.executable).with_name("jupyter-book")
-VENDORED_MATHJAX = runs.REPO / ".vendor" / "static" / "mathjax" / "tex-svg.js"
 BUILT = runs.REPO / "_build" / "html"
 WIDTHS = (1280, 390)
 needs_chromium = pytest.mark.skipif(find_chromium() is None,
@@ -181,19 +180,7 @@ WIDE_NB = {
 @pytest.fixture(scope="module")
 def small_book(tmp_path_factory):
     """The book's _config.yml, extensions and CSS on two pages; built once (about a minute)."""
-    root = tmp_path_factory.mktemp("pagesbook")
-    (root / "book").mkdir()
-    shutil.copytree(runs.BOOK / "_ext", root / "book" / "_ext")
-    shutil.copytree(runs.BOOK / "_static", root / "book" / "_static")
-    shutil.copy(runs.BOOK / "references.bib", root / "book")
-    cfg = yaml.safe_load((runs.REPO / "_config.yml").read_text())
-    if VENDORED_MATHJAX.exists():  # fetched by `make data`
-        cfg["sphinx"]["config"]["html_static_path"] = [str(VENDORED_MATHJAX.parent.parent)]
-    else:
-        cfg["sphinx"]["config"].pop("mathjax_path", None)
-        cfg["sphinx"]["config"].pop("html_static_path", None)
-    (root / "_config.yml").write_text(yaml.safe_dump(cfg))
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/wide\n")
+    root = book_skeleton(tmp_path_factory.mktemp("pagesbook"), ["wide"], static=True)
     (root / "book" / "intro.md").write_text("# Intro\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
     (root / "book" / "wide.ipynb").write_text(json.dumps(WIDE_NB))
     done = subprocess.run([str(JB), "build", str(root), "-W", "--keep-going"], capture_output=True, text=True,
