@@ -50,7 +50,6 @@ MANUAL_POINTS = 2  # points of the written answer of an open-ended exercise, gra
 MANUAL_CUE = re.compile(r"open question|explain|show that", re.IGNORECASE)
 SOLUTION_START = re.compile(r"\{solution-start\}\s+(\S+)")
 SOLUTION_END = "{solution-end}"
-GRADING_TIMEOUT = 1200  # seconds a chapter may take to grade at the smoke profile
 
 
 class CourseError(RuntimeError):
@@ -132,7 +131,7 @@ class Exercise:
                 if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
                         and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, (str, float))):
                     keys.setdefault(node.value.id, []).append(node.slice.value)
-        named = [f"`{n}`" + (f" (keys {', '.join(repr(k) for k in dict.fromkeys(keys[n]))})" if n in keys else "")
+        named = [f"`{n}`" + (f" (keys include {', '.join(repr(k) for k in dict.fromkeys(keys[n]))})" if n in keys else "")
                  for n in wanted]
         parts = [f"Exercise {self.number}: compute {_join(named)}; the tests read {'it' if len(named) == 1 else 'them'}"]
         modules = _infocam_modules(body_tree)
@@ -473,36 +472,44 @@ def master_notebook(nb: dict, chapter: str, book_dir: Path, cache: Path, ctx: My
                 first_code = False
     earlier: set[str] = set()
     for i, e in enumerate(exs):
-        body, tests = e.split()
-        later = {}
-        for other in exs[i + 1:]:
-            other_body = ast.parse(other.split()[0])
-            for name in sorted((_loads(other_body) - _stores(other_body)) & _stores(ast.parse(body))):
-                later.setdefault(name, other.number)
-        answer = [] if e.manual else [_cell("markdown", md(e.answer))]
-        cells += [_config("BEGIN QUESTION", name=e.name, points={"each": 1}),
-                  _cell("markdown", md(e.text)),
-                  _raw("# BEGIN SOLUTION"), *answer,
-                  _cell("code", f"# BEGIN SOLUTION NO PROMPT\n{body}# END SOLUTION\n"
-                                f'""" # BEGIN PROMPT\n{e.stub(earlier, later)}"""; # END PROMPT\n'),
-                  _raw("# END SOLUTION"), _raw("# BEGIN TESTS")]
-        cells += [_cell("code", t) for t in tests]
-        cells += [_raw("# END TESTS")]
-        if e.manual:
-            cells += [_raw("# END QUESTION"),
-                      _config("BEGIN QUESTION", name=f"{e.name}_written", manual=True, points=MANUAL_POINTS),
-                      _cell("markdown", f"**Exercise {e.number}, written answer** (graded by hand): answer the "
-                                        "question of the exercise in a few sentences."),
-                      _raw("# BEGIN SOLUTION"), _cell("markdown", md(e.answer)), _raw("# END SOLUTION"),
-                      _raw("# END QUESTION")]
-        else:
-            cells.append(_raw("# END QUESTION"))
+        cells += _question_cells(e, earlier, _later_uses(e, exs[i + 1:]), md)
         earlier |= _stores(ast.parse(e.code))
     if ctx.cited:
         cells.append(_cell("markdown", references_cell(ctx)))
     for i, cell in enumerate(cells):
         cell["id"] = f"{chapter[:2]}-{i}"
     return {"cells": cells, "metadata": nb["metadata"], "nbformat": 4, "nbformat_minor": 5}
+
+
+def _later_uses(exercise: Exercise, later: list[Exercise]) -> dict[str, str]:
+    """Names the solution binds that a later solution reads without binding them: name -> that exercise's number."""
+    bound = _stores(ast.parse(exercise.split()[0]))
+    uses: dict[str, str] = {}
+    for other in later:
+        body = ast.parse(other.split()[0])
+        for name in sorted((_loads(body) - _stores(body)) & bound):
+            uses.setdefault(name, other.number)
+    return uses
+
+
+def _question_cells(e: Exercise, earlier: set[str], later: dict[str, str], md) -> list[dict]:
+    """An exercise as otter questions: the prompt, the solution with its stub, its tests; and, for an
+    open-ended exercise, a manually graded written answer."""
+    body, tests = e.split()
+    answer = [] if e.manual else [_cell("markdown", md(e.answer))]
+    cells = [_config("BEGIN QUESTION", name=e.name, points={"each": 1}), _cell("markdown", md(e.text)),
+             _raw("# BEGIN SOLUTION"), *answer,
+             _cell("code", f"# BEGIN SOLUTION NO PROMPT\n{body}# END SOLUTION\n"
+                           f'""" # BEGIN PROMPT\n{e.stub(earlier, later)}"""; # END PROMPT\n'),
+             _raw("# END SOLUTION"), _raw("# BEGIN TESTS"), *[_cell("code", t) for t in tests], _raw("# END TESTS"),
+             _raw("# END QUESTION")]
+    if e.manual:
+        cells += [_config("BEGIN QUESTION", name=f"{e.name}_written", manual=True, points=MANUAL_POINTS),
+                  _cell("markdown", f"**Exercise {e.number}, written answer** (graded by hand): answer the "
+                                    "question of the exercise in a few sentences."),
+                  _raw("# BEGIN SOLUTION"), _cell("markdown", md(e.answer)), _raw("# END SOLUTION"),
+                  _raw("# END QUESTION")]
+    return cells
 
 
 # -- otter: assign, grade --------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_the_hint_names_what_the_tests_read_and_what_is_reused():
         "gain = {'small': 1.0, 'large': 2.0}\nscore = helper(gain)\n"
         "assert gain['large'] > gain['small'] and np.isfinite(score)\n"))
     hint = e.hint(earlier={"helper"}, later={"gain": "3.3", "np": "3.4"})
-    assert hint.startswith("Exercise 3.2: compute `gain` (keys 'large', 'small') and `score`")
+    assert hint.startswith("Exercise 3.2: compute `gain` (keys include 'large', 'small') and `score`")
     assert "`infocam.information`" in hint and "reuse `helper` from an earlier exercise" in hint
     assert hint.endswith("; keep `gain` for Exercise 3.3.")
     body, (test,) = e.split()
