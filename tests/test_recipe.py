@@ -265,12 +265,13 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, monkey
     assert [json.loads(t)["epoch"] for t in (tmp_path / "out" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
-def test_sigterm_writes_a_checkpoint_and_exits_143_with_one_line(tmp_path):
+def test_a_real_sigterm_checkpoints_exits_143_and_the_same_command_resumes_bit_equal(tmp_path):
+    """Kill (SIGTERM, as a scheduler's preemption) → resume through the real command = an uninterrupted run."""
     make_tiny_cub(tmp_path, num_classes=3, n_train=8, n_test=2)
-    path = _tiny_recipe(tmp_path, tmp_path, epochs=500, batch_size=4)
+    path = _tiny_recipe(tmp_path, tmp_path, epochs=40, batch_size=4)
     env = {**os.environ, "INFOCAM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "infocam", "train", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    command = [sys.executable, "-m", "infocam", "train", str(path)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:
         if line.startswith("epoch 1/"):
             break
@@ -278,7 +279,27 @@ def test_sigterm_writes_a_checkpoint_and_exits_143_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert err.strip().count("\n") == 0 and "SIGTERM: stopped in epoch" in err
-    assert (tmp_path / "out" / "last.pt").is_file() and not (tmp_path / "out" / ".lock").exists()
+    out = tmp_path / "out"
+    assert torch.load(out / "last.pt", weights_only=False)["epoch"] < 40
+    assert not (out / ".lock").exists() and not (out / "model.pt").exists()
+    assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+    full = subprocess.run(command + ["-s", f"output={tmp_path / 'full'}"], env=env, capture_output=True)
+    assert full.returncode == 0
+    assert _same(_weights(out / "model.pt"), _weights(tmp_path / "full" / "model.pt"))
+
+
+def test_cudnn_autotuning_unless_determinism_is_asked_for():
+    from infocam.recipe.runner import _configure_backends
+
+    before = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    try:
+        _configure_backends(torch.device("cuda"), R.load_recipe("resnet50-cub", ["device=cpu"]))
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+        _configure_backends(torch.device("cuda"), R.load_recipe("resnet50-cub", ["device=cpu",
+                                                                                 "train.deterministic=true"]))
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
 
 
 def test_one_live_run_per_output_folder(tmp_path, capsys):
