@@ -28,7 +28,6 @@ import numpy as np
 import torch
 import yaml
 
-from infocam.data.splits import selection_report_halves
 from infocam.device import describe
 from infocam.paths import DataError
 from infocam.recipe.factories import build_datasets, build_network, fit_kwargs, transforms_for
