@@ -235,8 +235,8 @@ class Stopped(Exception):
     def __init__(self, epoch: int, step: int, checkpoint):
         self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint (none was asked for)"
-        super().__init__(f"stopped in epoch {epoch + 1} after {step} batches; {where}; run the same command "
-                         "again to resume")
+        when = f"in epoch {epoch + 1} after {step} batches" if step else f"after epoch {epoch}"
+        super().__init__(f"stopped {when}; {where}; run the same command again to resume")
 
 
 def request_stop(*_signal) -> None:
@@ -515,6 +515,8 @@ def fit(
             save(epoch + 1, 0, (0.0, 0), gen.get_state() if gen is not None else None)
             if on_epoch is not None:
                 on_epoch(epoch, list(history), model)
+            if epoch + 1 < epochs and _stop_requested(size, 0, dev):  # the ranks also agree at every epoch's end
+                raise Stopped(epoch + 1, 0, checkpoint)
     finally:
         _STOP.clear()
     model.eval()

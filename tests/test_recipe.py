@@ -243,12 +243,8 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, monkey
     make_tiny_cub(tmp_path, num_classes=3, n_train=8, n_test=2)
     path = _tiny_recipe(tmp_path, tmp_path, epochs=3, batch_size=4, drop_last=False)
     assert main(["train", str(path), "-s", f"output={tmp_path / 'full'}"]) == 0
-    calls = []
-
-    def stop_in_epoch_two(size, step, dev):
-        calls.append(step)
-        return len(calls) == 6 + 2  # 6 batches per epoch (24 images / 4): epoch 2, batch 2
-    monkeypatch.setattr(train_engine, "_stop_requested", stop_in_epoch_two)
+    # 6 batches per epoch (24 images / 4); n counts the batches trained so far: epoch 2, batch 2
+    monkeypatch.setattr(train_engine, "_stop_requested", lambda size, n, dev: n == 6 + 2)
     monkeypatch.setenv("INFOCAM_PROGRESS", "0")
     capsys.readouterr()
     assert main(["train", str(path)]) == 143

@@ -198,8 +198,8 @@ def test_a_stop_request_mid_epoch_checkpoints_and_the_resume_is_bit_equal(tmp_pa
     full = _net()
     h_full = fit(full, *data, F.cross_entropy, **settings)
     ckpt = tmp_path / "last.pt"
-    calls = []
-    monkeypatch.setattr(engine, "_stop_requested", lambda size, n, dev: calls.append(n) or len(calls) == 6 + 3)
+    # n counts the batches trained so far (0 at an epoch's end): stop after batch 3 of epoch 2
+    monkeypatch.setattr(engine, "_stop_requested", lambda size, n, dev: n == 6 + 3)
     with pytest.raises(engine.Stopped, match="stopped in epoch 2 after 3 batches"):
         fit(_net(), *data, F.cross_entropy, checkpoint=ckpt, **settings)
     monkeypatch.undo()
@@ -260,3 +260,16 @@ def test_default_workers_share_the_cores_among_the_ranks(monkeypatch):
     assert default_workers(1) == 8 and default_workers(2) == 7 and default_workers(8) == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert default_workers(8) == 3  # 4 ranks on this host of 16 cores
+
+
+def test_a_stop_request_at_an_epochs_end_stops_there(tmp_path):
+    from infocam import train as engine
+
+    X, y = _data(64)
+    settings = dict(epochs=3, batch_size=16, seed=1, lr=0.05)
+    full = fit(_net(), X, y, F.cross_entropy, **settings)
+    ckpt = tmp_path / "last.pt"
+    with pytest.raises(engine.Stopped, match="stopped after epoch 1;"):
+        fit(_net(), X, y, F.cross_entropy, checkpoint=ckpt, on_epoch=lambda e, h, m: engine.request_stop(), **settings)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+    assert fit(_net(), X, y, F.cross_entropy, checkpoint=ckpt, resume=True, **settings) == full
