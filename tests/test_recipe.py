@@ -225,17 +225,22 @@ def test_infocam_train_runs_writes_results_and_resumes(tmp_path, capsys):
     assert (out / "failed.txt").is_file() and not (out / "model.pt").exists()
 
 
-def test_two_runs_of_one_recipe_give_identical_weights(tmp_path):
-    """Seeding before the network is built: the new head (and ADL, a random network) start alike."""
+@pytest.mark.parametrize("network", [[], ["backbone.name=resnet50", "adl.enabled=true", "backbone.pretrained=none",
+                                      "train.epochs=1", "train.head_layers=[features.4, fc]"]],
+                         ids=["lite0-new-head", "resnet50-adl-random"])
+def test_two_runs_of_one_recipe_give_identical_weights(tmp_path, network):
+    """Seeding before the network is built: the new head, ADL and a random network start alike in every run."""
     make_tiny_cub(tmp_path, num_classes=3, n_train=6, n_test=4)
     models = []
     for name in ("a", "b"):
         path = _tiny_recipe(tmp_path, tmp_path, name=name, epochs=2)
-        assert main(["train", str(path), "-s", f"output={tmp_path / name}", "-s", "train.num_workers=2"]) == 0
+        sets = [f"output={tmp_path / name}", "train.num_workers=2", *network]
+        assert main(["train", str(path)] + [a for s in sets for a in ("-s", s)]) == 0
         models.append(_weights(tmp_path / name / "model.pt"))
     assert _same(*models)
     losses = [json.loads((tmp_path / n / "results.json").read_text())["train_loss"] for n in ("a", "b")]
     assert losses[0] == losses[1]
+    print(f"train loss of both runs: {losses[0]}")
 
 
 def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch, capsys):
