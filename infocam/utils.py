@@ -11,6 +11,14 @@ import numpy as np
 import torch
 
 
+def seed_list(seed: int, seeds: int) -> list[int]:
+    """The seeds of a chapter's repeated runs: ``seed, seed + 1, …, seed + seeds − 1`` (the one rule
+    every chapter uses, so "seeds 0–4" means the same everywhere)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds!r}")
+    return list(range(int(seed), int(seed) + int(seeds)))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU) so a run is repeatable on the same machine.
 

@@ -6,6 +6,7 @@ import os
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from infocam.utils import atomic_write_text, seed_everything
@@ -46,3 +47,12 @@ def test_atomic_write_gives_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_seed_list_is_the_one_rule_for_a_chapters_seeds():
+    from infocam.utils import seed_list
+
+    assert seed_list(3, 4) == [3, 4, 5, 6] and seed_list(0, 1) == [0]
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="seeds must be a positive integer"):
+            seed_list(0, bad)
