@@ -25,6 +25,7 @@ REGISTRIES = {
     "mnist_sources": ("infocam.data.mnist", "SOURCES"),
     "precisions": ("infocam.device", "PRECISIONS"),
     "networks": ("infocam.recipe.schema", "NETWORKS"),
+    "datasets": ("infocam.recipe.factories", "DATASETS"),
     "lite0_stages": ("infocam.models.backbones", "LITE0_STAGES"),
 }
 

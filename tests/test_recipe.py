@@ -83,7 +83,8 @@ BAD = [
     (["backbone.name=inception_v3", "adl.enabled=true"], r"adl.enabled needs backbone vgg16_gap or resnet50"),
     (["backbone.trainable_from=stage9"], r"backbone.trainable_from = 'stage9' is not allowed.*stage7, head"),
     (["dataset.resize=128"], r"dataset.resize \(128\) must be >= dataset.image_size \(224\)"),
-    (["dataset.name=tiny_imagenet", "dataset.classes=5"], r"dataset.classes .* cub only"),
+    (["dataset.name=tiny_imagenet", "dataset.classes=5"], r"dataset.classes .* not supported for tiny_imagenet"),
+    (["dataset.name=cubb"], r"dataset.name = .cubb.*did you mean .cub."),
     (["train.lr_rule=refuse", "train.batch_size=64"], r"global batch 64 × 1 process\(es\) = 64 differs from "
                                                       r"train.reference_batch 128"),
     (["train.head_layers=[]"], r"train.head_layers = \[\] is not allowed"),

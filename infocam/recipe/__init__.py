@@ -19,15 +19,15 @@ Three rooms: :mod:`~infocam.recipe.schema` (keys, defaults, allowed values, :fun
 (:func:`shipped_recipes`). Used by ``infocam train`` and chapter 5.
 """
 
-from infocam.recipe.factories import build_datasets, build_network, fit_kwargs, mean_std, transforms_for
-from infocam.recipe.schema import (DATASET_CLASSES, DATASETS, DEFAULTS, NETWORKS, RECIPES_DIR, SCHEMA, RecipeError,
+from infocam.recipe.factories import DATASETS, build_datasets, build_network, fit_kwargs, mean_std, transforms_for
+from infocam.recipe.schema import (DEFAULTS, NETWORKS, RECIPES_DIR, SCHEMA, RecipeError,
                                    effective_lr, global_batch, load_recipe, parse_override, precision_for,
                                    resolve_recipe_path, shipped_recipes, training_key)
 from infocam.recipe.runner import (FolderBusy, TrainingError, dry_run, localisation, output_lock, recipe_key, run,
                                 runtime_settings)
 from infocam.recipe.command import add_train_command, train_command
 
-__all__ = ["DATASETS", "DATASET_CLASSES", "DEFAULTS", "FolderBusy", "NETWORKS", "RECIPES_DIR", "RecipeError",
+__all__ = ["DATASETS", "DEFAULTS", "FolderBusy", "NETWORKS", "RECIPES_DIR", "RecipeError",
            "SCHEMA", "TrainingError", "add_train_command", "build_datasets", "build_network", "dry_run",
            "effective_lr", "fit_kwargs", "global_batch", "load_recipe", "localisation", "mean_std", "output_lock",
            "parse_override", "precision_for", "recipe_key", "resolve_recipe_path", "run", "runtime_settings",

@@ -8,6 +8,9 @@ weights); the datasets and the weights are found there by :mod:`infocam.data.cub
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 
 from infocam.recipe.schema import effective_lr
@@ -68,27 +71,47 @@ def transforms_for(recipe: dict):
     return train, test
 
 
-def build_datasets(recipe: dict):
-    """(train, test, num_classes, source) of the recipe's dataset under the data root; checks the folder first."""
-    from infocam.data.images import cub_dataset, tiny_imagenet_dataset
+class DatasetKind(NamedTuple):
+    """How a recipe's ``dataset.name`` is read: ``build(recipe, train_tf, test_tf)`` → (train, test,
+    num_classes, source), its class count (for a dry run without the data), whether ``dataset.classes``
+    (the first classes only) applies."""
 
-    ds = recipe["dataset"]
-    train_tf, test_tf = transforms_for(recipe)
-    if ds["name"] == "cub":
-        from infocam.data.cub import first_classes, load_cub
+    build: Callable
+    num_classes: int
+    class_subsets: bool
 
-        cub = load_cub(None, data_root=recipe["data_root"])
-        if ds["classes"]:
-            cub = first_classes(cub, int(ds["classes"]))
-        train = cub_dataset(cub, np.flatnonzero(cub.is_train), train_tf)
-        test = cub_dataset(cub, np.flatnonzero(~cub.is_train), test_tf)
-        return train, test, cub.num_classes, cub.source
+
+def _cub(recipe: dict, train_tf, test_tf):
+    from infocam.data.cub import first_classes, load_cub
+    from infocam.data.images import cub_dataset
+
+    cub = load_cub(None, data_root=recipe["data_root"])
+    if recipe["dataset"]["classes"]:
+        cub = first_classes(cub, int(recipe["dataset"]["classes"]))
+    train = cub_dataset(cub, np.flatnonzero(cub.is_train), train_tf)
+    test = cub_dataset(cub, np.flatnonzero(~cub.is_train), test_tf)
+    return train, test, cub.num_classes, cub.source
+
+
+def _tiny_imagenet(recipe: dict, train_tf, test_tf):
+    from infocam.data.images import tiny_imagenet_dataset
     from infocam.data.tiny_imagenet import load_tiny_imagenet
 
     tr = load_tiny_imagenet(None, "train", data_root=recipe["data_root"])
     te = load_tiny_imagenet(None, "val", data_root=recipe["data_root"])
     return (tiny_imagenet_dataset(tr, train_tf), tiny_imagenet_dataset(te, test_tf), tr.num_classes,
             f"{tr.source}; {te.source}")
+
+
+# The datasets a recipe may name (the schema's ``registry: datasets``): a new one is its loader in
+# infocam/data/ and one line here.
+DATASETS = {"cub": DatasetKind(_cub, 200, True), "tiny_imagenet": DatasetKind(_tiny_imagenet, 200, False)}
+
+
+def build_datasets(recipe: dict):
+    """(train, test, num_classes, source) of the recipe's dataset under the data root; checks the folder first."""
+    train_tf, test_tf = transforms_for(recipe)
+    return DATASETS[recipe["dataset"]["name"]].build(recipe, train_tf, test_tf)
 
 
 def fit_kwargs(recipe: dict, world_size: int = 1) -> dict:

@@ -30,8 +30,8 @@ import yaml
 
 from infocam.device import describe
 from infocam.paths import DataError
-from infocam.recipe.factories import build_datasets, build_network, fit_kwargs, transforms_for
-from infocam.recipe.schema import (DATASET_CLASSES, RecipeError, effective_lr, global_batch, precision_for,
+from infocam.recipe.factories import DATASETS, build_datasets, build_network, fit_kwargs, transforms_for
+from infocam.recipe.schema import (RecipeError, effective_lr, global_batch, precision_for,
                                    training_key)
 from infocam.utils import atomic_write_text, seed_everything
 
@@ -190,7 +190,7 @@ def dry_run(recipe: dict, batch_size: int = 2, device: str | None = None) -> dic
     from infocam.train import fit
 
     dev = resolve_device(device or recipe["device"])
-    num_classes = int(recipe["dataset"]["classes"] or DATASET_CLASSES[recipe["dataset"]["name"]])
+    num_classes = int(recipe["dataset"]["classes"] or DATASETS[recipe["dataset"]["name"]].num_classes)
     seed_everything(int(recipe["train"]["seed"]))
     try:
         model, weights = build_network(recipe, num_classes), recipe["backbone"]["pretrained"]

@@ -22,8 +22,6 @@ from infocam.models.backbones import LITE0_STAGES
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 NETWORKS = ("vgg16_gap", "resnet50", "inception_v3", "efficientnet_lite0")
-DATASETS = ("cub", "tiny_imagenet")
-DATASET_CLASSES = {"cub": 200, "tiny_imagenet": 200}  # for a dry run without the data
 
 DEFAULTS = {
     "name": None,
@@ -51,7 +49,7 @@ SCHEMA = {
     "data_root": {"type": ["string", "null"], "path": "dir",
                   "description": "null (use $INFOCAM_DATA) or the existing folder holding CUB_200_2011/, "
                                  "tiny-imagenet-200/ and weights/"},
-    "dataset.name": {"enum": list(DATASETS)},
+    "dataset.name": {"registry": "datasets"},
     "dataset.image_size": {**_INT, "minimum": 16, "maximum": 1024},
     "dataset.resize": {**_INT, "minimum": 16, "maximum": 2048},
     "dataset.crop": {"enum": ["crop", "resized_crop"]},
@@ -247,8 +245,10 @@ def _check_rules(recipe: dict, source: str, check_device: bool) -> None:
     if (ds["crop"] == "crop" or ds["test_transform"] == "resize_center_crop") and ds["resize"] < ds["image_size"]:
         raise RecipeError(f"{source}: dataset.resize ({ds['resize']}) must be >= dataset.image_size "
                           f"({ds['image_size']}) to crop from it")
-    if ds["classes"] is not None and ds["name"] != "cub":
-        raise RecipeError(f"{source}: dataset.classes (a class subset) is supported for cub only; remove it")
+    from infocam.recipe.factories import DATASETS
+
+    if ds["classes"] is not None and not DATASETS[ds["name"]].class_subsets:
+        raise RecipeError(f"{source}: dataset.classes (a class subset) is not supported for {ds['name']}; remove it")
     if recipe["train"]["nesterov"] and (t["optimizer"] != "sgd" or t["momentum"] <= 0):
         raise RecipeError(f"{source}: train.nesterov needs train.optimizer sgd with train.momentum > 0 "
                           f"(got {t['optimizer']}, momentum {t['momentum']})")
