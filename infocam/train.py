@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import random
 import threading
@@ -385,7 +386,7 @@ def fit(
     ``device``/``precision`` as in :mod:`infocam.device`; the model and in-memory tensors move once;
     ``channels_last`` stores the model and the image batches channels-last (faster convolutions on
     GPUs); ``sync_bn`` converts BatchNorm to SyncBatchNorm inside a process group.
-    ``checkpoint``: a file written atomically after every epoch, and mid-epoch when a stop is
+    ``checkpoint``: a file written atomically after every epoch whose loss is finite, and mid-epoch when a stop is
     requested (:func:`request_stop`, then :class:`Stopped` is raised); ``resume=True`` continues from
     it (if present) and finishes with the same weights and losses as an uninterrupted run; a
     checkpoint of other settings (or another ``run_key``) is refused unless ``force_resume``.
@@ -512,7 +513,8 @@ def fit(
             history.append(sums[0] / sums[1])
             if sched is not None:
                 sched.step()
-            save(epoch + 1, 0, (0.0, 0), gen.get_state() if gen is not None else None)
+            if math.isfinite(history[-1]):  # a diverged epoch never overwrites the last good checkpoint
+                save(epoch + 1, 0, (0.0, 0), gen.get_state() if gen is not None else None)
             if on_epoch is not None:
                 on_epoch(epoch, list(history), model)
             if epoch + 1 < epochs and _stop_requested(size, 0, dev):  # the ranks also agree at every epoch's end

@@ -286,6 +286,8 @@ def run(recipe: dict, *, resume: bool = True, force_resume: bool = False, log=pr
 
             if rank == 0 and not isinstance(exc, Stopped):
                 why = launcher and _launcher_gone(launcher)
+                if not why and isinstance(exc, TrainingError):
+                    why = str(exc)
                 if not why:
                     why = ("interrupted (Ctrl-C or SIGTERM outside training)" if isinstance(exc, KeyboardInterrupt)
                            else f"{type(exc).__name__}: {exc}")
@@ -321,7 +323,9 @@ def _train(recipe: dict, out: Path, dev: torch.device, rank: int, size: int, *, 
     best_on_test = recipe["eval"]["epoch"] == "best_on_test"
     labels = None
     if best_on_test:
-        labels = torch.as_tensor([int(test_ds[i][1]) for i in range(len(test_ds))]) if rank == 0 else None
+        labels = getattr(test_ds, "labels", None)
+        if labels is None and rank == 0:
+            labels = torch.as_tensor([int(test_ds[i][1]) for i in range(len(test_ds))])
     started = time.time()
     epoch_started = [time.time()]
 
@@ -331,7 +335,8 @@ def _train(recipe: dict, out: Path, dev: torch.device, rank: int, size: int, *, 
                 "images_per_s": round(len(train_ds) / max(now - epoch_started[0], 1e-9), 2)}
         if not math.isfinite(history[-1]):
             raise TrainingError(f"the training loss is {history[-1]} after epoch {epoch + 1}: training diverged; "
-                                f"lower train.lr (now {kwargs['lr']:g}) or use precision fp32")
+                                f"lower train.lr (now {kwargs['lr']:g}) or use precision fp32, then add --fresh "
+                                "(or --force-resume to continue from last.pt, the last epoch with a finite loss)")
         if rank == 0:
             if best_on_test:
                 logits = predict_logits(net, test_ds, int(recipe["eval"]["batch_size"]), device=dev,
