@@ -36,10 +36,10 @@ from pathlib import Path
 
 os.environ.setdefault("INFOCAM_PROGRESS", "0")
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
+from infocam.data.cub import make_fixture
 from infocam.device import autocast, describe, grad_scaler
 from infocam.recipe import build_network, fit_kwargs, load_recipe, runtime_settings
 from infocam.train import init_distributed, make_optimizer, parameter_groups, world
@@ -108,36 +108,6 @@ def throughput(name: str, overrides: list, size: int, batch: int, precision: str
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     return out
-
-
-def fixture_cub(root: Path, classes: int, train: int, test: int, size: int, seed: int = 0) -> Path:
-    """A CUB-format folder of generated photos (a bright box on noise, the box as ground truth)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    folder = root / "CUB_200_2011"
-    rows = {k: [] for k in ("images", "image_class_labels", "train_test_split", "bounding_boxes")}
-    image_id = 0
-    for c in range(classes):
-        name = f"{c + 1:03d}.Fixture_{c}"
-        (folder / "images" / name).mkdir(parents=True)
-        for j in range(train + test):
-            image_id += 1
-            w, h = int(rng.integers(size, size * 3 // 2)), int(rng.integers(size, size * 3 // 2))
-            pixels = rng.normal(90, 30, (h, w, 3))
-            x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
-            bw, bh = int(rng.integers(w // 4, w // 2)), int(rng.integers(h // 4, h // 2))
-            pixels[y0:y0 + bh, x0:x0 + bw] += np.array([120 * (c % 2), 60 * (c % 3), 100])
-            rel = f"{name}/img_{j:03d}.jpg"
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / "images" / rel, quality=90)
-            rows["images"].append(f"{image_id} {rel}")
-            rows["image_class_labels"].append(f"{image_id} {c + 1}")
-            rows["train_test_split"].append(f"{image_id} {int(j < train)}")
-            rows["bounding_boxes"].append(f"{image_id} {x0}.0 {y0}.0 {bw}.0 {bh}.0")
-    for k, lines in rows.items():
-        (folder / f"{k}.txt").write_text("\n".join(lines) + "\n")
-    (folder / "classes.txt").write_text("\n".join(f"{c + 1} {c + 1:03d}.Fixture_{c}" for c in range(classes)) + "\n")
-    return folder
 
 
 def end_to_end(data_root: Path, out: Path, dev, tiny: bool, epochs: int) -> dict:
@@ -237,8 +207,8 @@ def main() -> int:
                 dist.broadcast_object_list(shared)
                 tmp = shared[0]
             if rank == 0:
-                fixture_cub(Path(tmp) / "data", classes=2 if args.tiny else 4, train=4 if args.tiny else 32,
-                            test=2 if args.tiny else 16, size=48 if args.tiny else 256)
+                make_fixture(Path(tmp) / "data", num_classes=2 if args.tiny else 4, n_train=4 if args.tiny else 32,
+                             n_test=2 if args.tiny else 16, size=48 if args.tiny else 256)
             if world_size > 1:
                 dist.barrier()
             summary["end_to_end"] = end_to_end(Path(tmp) / "data", Path(tmp) / "out", args.device, args.tiny,

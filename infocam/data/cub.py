@@ -347,9 +347,10 @@ def boxes_at_size(cub: CUB, index, size: int) -> np.ndarray:
     return wsol.resize_boxes(wsol.xywh_to_xyxy(cub.boxes[index]), cub.sizes[index], (size, size))
 
 
-def make_fixture(root, num_classes: int = 4, n_train: int = 8, n_test: int = 8, seed: int = 0) -> Path:
+def make_fixture(root, num_classes: int = 4, n_train: int = 8, n_test: int = 8, seed: int = 0, size: int = 80) -> Path:
     """A generated folder in the official CUB-200-2011 layout: a bright square "bird" on noise per
-    image, its box the square. Chapter 5 runs on it (and says so) when no CUB folder is present."""
+    image (sides ``size`` to 1.5 × ``size`` px), its box the square. Chapter 5 runs on it (and says so)
+    when no CUB folder is present; ``benchmarks/gpu_check.py`` trains on it."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -361,7 +362,7 @@ def make_fixture(root, num_classes: int = 4, n_train: int = 8, n_test: int = 8, 
         (folder / "images" / name).mkdir(parents=True, exist_ok=True)
         for j in range(n_train + n_test):
             image_id += 1
-            w, h = (int(v) for v in rng.integers(80, 120, size=2))
+            w, h = (int(v) for v in rng.integers(size, size * 3 // 2, size=2))
             bw, bh = int(rng.integers(w // 3, w // 2)), int(rng.integers(h // 3, h // 2))
             x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
             pixels = rng.integers(0, 90, size=(h, w, 3)).astype(np.uint8)

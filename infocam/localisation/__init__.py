@@ -12,11 +12,11 @@
 from infocam.localisation.collect import collect, feature_batches, maps_from_features, maps_from_model
 from infocam.localisation.methods import (CAMMethod, CentrePrior, InfoCAMMethod, Method, by_id, catalogue, infocam,
                                           register)
-from infocam.localisation.results import (best_infocam, comparison, display_table, lead_noise, paired, record, rungs,
+from infocam.localisation.results import (best_infocam, comparison, display_table, paired, record, rungs,
                                           rungs_display, stack, summarise, train_results, trend, verdict)
 from infocam.localisation.score import halves, score
 
 __all__ = ["CAMMethod", "CentrePrior", "InfoCAMMethod", "Method", "best_infocam", "by_id", "catalogue", "collect",
-           "comparison", "display_table", "feature_batches", "halves", "infocam", "lead_noise", "maps_from_features",
+           "comparison", "display_table", "feature_batches", "halves", "infocam", "maps_from_features",
            "maps_from_model", "paired", "record", "register", "rungs", "rungs_display", "score", "stack", "summarise", "train_results", "trend",
            "verdict"]

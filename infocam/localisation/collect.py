@@ -14,19 +14,19 @@ import torch
 from infocam.localisation.methods import Method
 
 
-def _check(methods, cached: bool) -> list[Method]:
+def _cached_only(methods) -> list[Method]:
+    """The methods, refusing those that need the network (gradients) rather than cached features."""
     methods = list(methods)
-    if cached:
-        need = [m.id for m in methods if m.needs_model]
-        if need:
-            raise ValueError(f"{need} need the network (gradients), not cached features: use maps_from_model")
+    need = [m.id for m in methods if m.needs_model]
+    if need:
+        raise ValueError(f"{need} need the network (gradients), not cached features: use maps_from_model")
     return methods
 
 
 def collect(batches: Iterable, weight: torch.Tensor, methods) -> dict[str, np.ndarray]:
     """Maps (N, h', w') of each method over ``batches`` of ``(features (n, C, h, w), class_idx (n,),
     logits (n, K))``; ``weight`` is the head's (K, C) matrix."""
-    methods = _check(methods, cached=True)
+    methods = _cached_only(methods)
     out = {m.id: [] for m in methods}
     weight = weight.detach().float()
     for feats, idx, logits in batches:

@@ -5,10 +5,8 @@ against the network-free baseline, what chapters record, and the table of ``info
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from infocam import paper
@@ -168,19 +166,6 @@ def train_results(runs_folder, recipe_names) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("recipe")
 
 
-def lead_noise(c: dict, n_images: int | None) -> tuple[float, str]:
-    """Noise of the infoCAM − CAM gain: the paired seed spread when there are several seeds, else the
-    binomial s.e. of two hit rates on ``n_images`` images (0 with neither)."""
-    if c["seeds"] > 1:
-        return c["gain_sd"], f"the paired seed spread over {c['seeds']} seeds"
-    if n_images:
-        i, m = c["infocam"], c["cam"]
-        return math.sqrt((i * (1 - i) + m * (1 - m)) / n_images), f"the binomial s.e. on {n_images:,} images"
-    return 0.0, "no noise estimate"
-
-
-
-
 def rungs(long: pd.DataFrame, metric: str = "top1_loc", order=None) -> pd.DataFrame:
     """One row per network (a rung of a training ladder, column ``network``): top-1 accuracy, CAM,
     the best infoCAM setting and the centre prior on ``metric`` (mean and sd over seeds), the paired
@@ -228,5 +213,5 @@ def rungs_display(tables: dict, labels: dict | None = None, digits: int = 1) -> 
     return out
 
 
-__all__ = ["best_infocam", "comparison", "display_table", "lead_noise", "paired", "record", "rungs", "rungs_display", "stack", "summarise",
+__all__ = ["best_infocam", "comparison", "display_table", "paired", "record", "rungs", "rungs_display", "stack", "summarise",
            "train_results", "trend", "verdict"]
