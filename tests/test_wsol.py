@@ -1,4 +1,8 @@
-"""WSOL: the one-pass IoU curves equal the plain per-image, per-threshold OpenCV loop; the reference rules; bad input."""
+"""WSOL: the one-pass IoU curves equal the plain per-image, per-threshold OpenCV loop and wsolevaluation's own
+evaluator (transcribed in benchmarks/bench_wsol.py); the reference rules; bad input."""
+
+import importlib.util
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -81,6 +85,29 @@ def test_iou_curves_equal_plain_opencv_loop(kind):
     assert np.array_equal(best, ref_all)
     shuffled = np.random.default_rng(1).permutation(len(t))  # threshold order does not matter
     assert np.array_equal(wsol.iou_curves(maps, gt, t[shuffled], components="all"), ref_all[:, shuffled])
+
+
+def _bench_wsol():
+    """benchmarks/bench_wsol.py as a module: its transcription of wsolevaluation's evaluator."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_wsol.py"
+    spec = importlib.util.spec_from_file_location("bench_wsol", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("step", [0.01, 0.001])  # the book's grid and wsolevaluation's default cam_curve_interval
+def test_equals_wsolevaluation_two_pass_loop(step):
+    """Bit for bit: the IoU curves, MaxBoxAcc and MaxBoxAccV2 of the transcribed reference evaluator."""
+    rng = np.random.default_rng(7)
+    plateaus = wsol.normalize(rng.integers(0, 4, (2, 30, 30)).astype(np.float32))
+    maps = np.concatenate([_smooth_maps(5, 30, 30, 6), _fixture("holes", rng), plateaus, np.zeros((1, 30, 30))])
+    x0, y0 = rng.integers(0, 15, (2, len(maps)))
+    gts = [[(int(a), int(b), int(a + rng.integers(0, 15)), int(b + rng.integers(0, 15)))] for a, b in zip(x0, y0)]
+    gts[0].append((2, 3, 29, 29))  # several true boxes: the best one counts
+    gts[5] += [(0, 0, 0, 0), (10, 10, 20, 20)]
+    metrics = _bench_wsol().check_identical(maps.astype(np.float32), gts, step)
+    assert 0 < metrics["maxboxacc_v2"] < 1
 
 
 def test_several_ground_truth_boxes_take_the_best():
