@@ -61,7 +61,7 @@ JB          := $(VENV)/bin/jupyter-book
 
 # Executes every chapter on its default profile with warnings as errors. `infocam execute` first
 # runs the feature passes and the chapters concurrently (2 workers on 2 cores; BOOK_JOBS=N sets
-# the number; each kernel keeps OMP_NUM_THREADS) into the build's jupyter-cache, so the build
+# the number; each kernel gets cores ÷ workers threads) into the build's jupyter-cache, so the build
 # finds them executed; a chapter already in the cache is not run again (infocam/bookbuild.py).
 BOOK_JOBS ?=
 book: data

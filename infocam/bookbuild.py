@@ -16,9 +16,12 @@ runs the same work as a small graph on ``jobs`` worker processes:
 
 A chapter that is already cached (same code cells) is not run again; a chapter whose notebook
 metadata sets its own ``mystnb.execution_mode`` (the summary page, which must run after every
-chapter) is left to the build. Each chapter's kernel keeps the thread settings of the
-environment (the Makefile's ``OMP_NUM_THREADS``), so its numbers are the same as in a one-by-one
-build; only the order in which chapters share the CPU changes.
+chapter) is left to the build. Each chapter's kernel gets ``cores ÷ workers`` threads
+(:func:`kernel_threads`: one per kernel with two workers on two cores): two 2-thread kernels on two
+cores spent up to twice the CPU seconds of two 1-thread kernels (measured on chapter 5's stage-7
+training step: 570 against 290 CPU ms). A chapter whose numbers must not depend on the thread
+count pins it itself (chapters 2 and 3 train on one thread everywhere); elsewhere a re-run with
+more threads can differ from the book in the last digits (floating-point sums in another order).
 
 A failing chapter stops the scheduling: its traceback is printed, the running tasks finish, and
 the command exits with status 1 (the build is not started).
@@ -274,7 +277,7 @@ def book_notebooks(book_dir: Path) -> list[Path]:
 
 
 def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None,
-         timeout: int | None) -> tuple[list[Task], list[str]]:
+         timeout: int | None, threads: int = 1) -> tuple[list[Task], list[str]]:
     """The tasks of one build and the notes on what is left out (cached, left to the build).
 
     A feature pass is planned only when a chapter that is not cached reads it."""
@@ -291,7 +294,7 @@ def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None,
             notes.append(f"{chapter}: cached")
             continue
         needs = CHAPTER_NEEDS.get(chapter, FEATURE_TASKS)
-        env = {"INFOCAM_CHAPTER": chapter}
+        env = {"INFOCAM_CHAPTER": chapter, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         if metrics_dir:
             env["INFOCAM_METRICS_DIR"] = metrics_dir
         tasks.append(Task(chapter, execute_chapter, (str(path), timeout, env),
@@ -302,14 +305,17 @@ def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None,
     return tasks, notes
 
 
-def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | None = None, log=print) -> int:
-    """``infocam execute``: run the book's feature passes and chapters on ``jobs`` workers and
-    fill the execution cache. Writes ``<cache_path>/../execute-times.json``; returns an exit status."""
+def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | None = None, log=print,
+                 threads: int | None = None) -> int:
+    """``infocam execute``: run the book's feature passes and chapters on ``jobs`` workers (each
+    chapter's kernel on ``threads`` threads, default :func:`kernel_threads`) and fill the execution
+    cache. Writes ``<cache_path>/../execute-times.json``; returns an exit status."""
+    threads = kernel_threads(jobs) if threads is None else threads
     root = Path(root).resolve()
     cache_path = Path(cache_path).resolve()
     if timeout is None:
         timeout = book_timeout(root)
-    tasks, notes = plan(root / "book", cache_path, os.environ.get("INFOCAM_METRICS_DIR"), timeout)
+    tasks, notes = plan(root / "book", cache_path, os.environ.get("INFOCAM_METRICS_DIR"), timeout, threads)
     for note in notes:
         log(note)
     started = time.time()
@@ -332,7 +338,7 @@ def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | Non
     wall = time.time() - started
     not_run = [t.name for t in tasks if t.name not in outcomes]
     ok = all(o.ok for o in outcomes.values()) and not not_run
-    times = {"jobs": jobs, "wall_seconds": round(wall, 1), "ok": ok, "not_run": not_run,
+    times = {"jobs": jobs, "kernel_threads": threads, "wall_seconds": round(wall, 1), "ok": ok, "not_run": not_run,
              "tasks": {n: {"started": round(o.started, 1), "seconds": round(o.seconds, 1), "cpu_seconds": round(o.cpu, 1),
                            "ok": o.ok}
                        for n, o in sorted(outcomes.items(), key=lambda kv: kv[1].started)}}
@@ -353,7 +359,16 @@ def book_timeout(root: Path) -> int | None:
     return (yaml.safe_load(config.read_text(encoding="utf8")) or {}).get("execute", {}).get("timeout")
 
 
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def kernel_threads(jobs: int) -> int:
+    """Threads per chapter kernel: the cores shared out among the ``jobs`` workers (at least one)."""
+    return max(1, _cpus() // max(1, jobs))
+
+
 def default_jobs() -> int:
-    """Two workers per two cores' worth of CPUs (each chapter's kernel uses up to OMP_NUM_THREADS threads)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Two workers per two cores' worth of CPUs (each chapter's kernel gets :func:`kernel_threads` threads)."""
+    cpus = _cpus()
     return max(2, cpus // 2 + 1) if cpus >= 2 else 1

@@ -104,6 +104,7 @@ def _toy_root(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # runs chapters in Jupyter kernels
 def test_chapters_land_in_the_cache_under_the_hash_myst_nb_looks_up(tmp_path, monkeypatch):
     from jupyter_cache import get_cache
     from myst_nb.core.read import standard_nb_read
@@ -135,6 +136,7 @@ def test_chapters_land_in_the_cache_under_the_hash_myst_nb_looks_up(tmp_path, mo
     assert json.loads((root / "_build" / "execute-times.json").read_text())["tasks"] == {}
 
 
+@pytest.mark.slow  # runs chapters in Jupyter kernels
 def test_a_failing_chapter_fails_the_command_and_is_not_cached(tmp_path, monkeypatch):
     root = _toy_root(tmp_path)
     path = root / "book" / "02_toy.ipynb"
@@ -165,3 +167,10 @@ def test_chapters_wait_for_the_feature_passes_they_read(tmp_path, monkeypatch):
     monkeypatch.setattr(bookbuild, "feature_jobs", lambda: {"features:cub": None})
     tasks, _ = bookbuild.plan(root / "book", root / "_build" / ".jupyter_cache", None, 60)
     assert {t.name for t in tasks} == {"features:cub", "03_imbalanced", "01_theory", "99_new"}
+
+
+def test_kernels_share_the_cores_out_among_the_workers(monkeypatch):
+    monkeypatch.setattr(bookbuild, "_cpus", lambda: 2)
+    assert bookbuild.kernel_threads(2) == 1 and bookbuild.kernel_threads(1) == 2
+    monkeypatch.setattr(bookbuild, "_cpus", lambda: 16)
+    assert bookbuild.kernel_threads(bookbuild.default_jobs()) == 1 and bookbuild.kernel_threads(4) == 4
