@@ -51,13 +51,14 @@ def advance(acts, cut: str, trainable_from: str, image_size: int = 224, batch_si
 
 def finetune_lite0(acts, labels, num_classes: int, *, trainable_from: str = "head", epochs: int = 6,
                    batch_size: int = 64, lr: float = 0.01, head_lr_mult: float = 10.0, weight_decay: float = 1e-4,
-                   seed: int = 0, device="cpu", image_size: int = 224, on_epoch=None) -> nn.Module:
+                   seed: int = 0, device="cpu", image_size: int = 224, on_epoch=None, init=None) -> nn.Module:
     """Fine-tune Lite0 from ``trainable_from`` on the activations that feed it; returns the trained top.
 
     ``acts`` (N, C, h, w) are the frozen part's outputs (``split_lite0``'s cut, see :func:`advance`);
     the pretrained stages from ``trainable_from`` and the 1280-channel head conv start from their
-    ImageNet weights, the linear head ``_fc`` (1280 → ``num_classes``) from scratch at
-    ``head_lr_mult`` × ``lr`` (SGD, Nesterov momentum 0.9, cosine schedule). The top's
+    ImageNet weights, the linear head ``_fc`` (1280 → ``num_classes``) from scratch, or from the rows
+    ``init`` = (weight (K, 1280), bias (K,)), at ``head_lr_mult`` × ``lr`` (SGD, Nesterov momentum 0.9,
+    cosine schedule). The top's
     ``features(a)`` are the final (N, 1280, h, w) maps, ``_fc`` the head a CAM reads.
     """
     from infocam.models.backbones import split_lite0
@@ -65,13 +66,26 @@ def finetune_lite0(acts, labels, num_classes: int, *, trainable_from: str = "hea
 
     torch.manual_seed(seed)
     _, top = split_lite0(_lite0(image_size), trainable_from)
-    top._fc = nn.Linear(top._fc.in_features, num_classes)
+    top._fc = start_head(nn.Linear(top._fc.in_features, num_classes), init)
     X = torch.as_tensor(np.asarray(acts, dtype=np.float32))
     y = torch.as_tensor(np.asarray(labels)).long()
     fit(top, X, y, F.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
         weight_decay=weight_decay, optimizer="sgd", head="_fc", head_lr_mult=head_lr_mult, schedule="cosine",
         seed=seed, device=device, desc=f"fine-tune from {trainable_from}, seed {seed}", on_epoch=on_epoch)
     return top.cpu().eval()
+
+
+def start_head(head: nn.Linear, init=None) -> nn.Linear:
+    """``head`` with its weight and bias set to ``init`` = (weight (K, C), bias (K,)), or as it is for None
+    (copying draws no random numbers, so a seeded run is the same either way)."""
+    if init is not None:
+        if tuple(init[0].shape) != tuple(head.weight.shape) or tuple(init[1].shape) != tuple(head.bias.shape):
+            raise ValueError(f"init must be (weight {tuple(head.weight.shape)}, bias {tuple(head.bias.shape)}), "
+                             f"got {tuple(init[0].shape)} and {tuple(init[1].shape)}")
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(init[0]))
+            head.bias.copy_(torch.as_tensor(init[1]))
+    return head
 
 
 def restricted_head(wnids, image_size: int = 224) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,12 +126,12 @@ def frozen_top(trainable_from: str = "head", image_size: int = 224) -> nn.Module
 
 def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch_size: int = 64, lr: float = 0.01,
                       head_lr_mult: float = 10.0, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
-                      image_size: int = 224, num_workers: int = 0) -> tuple[nn.Module, float]:
+                      image_size: int = 224, num_workers: int = 0, init=None) -> tuple[nn.Module, float]:
     """The whole Lite0 trained end to end on images (the training ladder's last rung), with the same
     budget rule as :func:`finetune_lite0`: SGD, Nesterov momentum 0.9, ``head_lr_mult`` × ``lr`` on the new
-    head, cosine schedule, ``epochs`` epochs; each image resized whole to ``image_size`` (as the cached
-    features are), no augmentation. Returns the network (``features`` → (N, 1280, h, w), head ``fc``)
-    and the measured seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
+    head (from scratch, or from the rows ``init`` = (weight, bias)), cosine schedule, ``epochs`` epochs;
+    each image resized whole to ``image_size`` (as the cached features are), no augmentation. Returns the
+    network (``features`` → (N, 1280, h, w), head ``fc``) and the measured seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
     import time
 
     from infocam.models.lite0_cam import Lite0CAM
@@ -126,6 +140,7 @@ def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch
 
     seed_everything(seed)
     model = Lite0CAM(num_classes, trainable_from="stage1", pretrained=True, image_size=image_size)
+    start_head(model.fc, init)
     data = image_dataset(paths, labels, image_size)
     started = time.time()
     fit(model, data, None, F.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
@@ -143,4 +158,4 @@ def image_dataset(paths, labels, image_size: int = 224):
     return ImageDataset(list(paths), np.asarray(labels), None, T.eval_transform(image_size, NORMALIZATION["efficientnet_lite0"]))
 
 
-__all__ = ["advance", "finetune_lite0", "image_dataset", "train_whole_lite0", "frozen_top", "pooled_features", "restricted_head", "snapshot"]
+__all__ = ["advance", "finetune_lite0", "image_dataset", "train_whole_lite0", "frozen_top", "pooled_features", "restricted_head", "snapshot", "start_head"]

@@ -55,7 +55,6 @@ def train_rung(rung: str, *, acts=None, pooled=None, labels, num_classes: int, e
     if on_epoch is not None and rung not in ("head", "stage7"):
         raise ValueError(f"on_epoch is called by the head and stage7 rungs only, not {rung!r}")
     budget = dict(epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, seed=seed, device=device)
-    start = {} if init is None else {"init": init}  # the fine-tune rungs pass init only when given: None keeps today's calls
     if rung == "linear":
         if pooled is None:
             raise ValueError("the linear rung trains on pooled frozen features: pass pooled=(N, 1280)")
@@ -67,12 +66,12 @@ def train_rung(rung: str, *, acts=None, pooled=None, labels, num_classes: int, e
     if rung == "all":
         if paths is None:
             raise ValueError("the all rung trains the whole network from images: pass paths=[training images]")
-        model, _ = finetune.train_whole_lite0(paths, labels, num_classes, lr=lr, head_lr_mult=head_lr_mult, **budget, **start)
+        model, _ = finetune.train_whole_lite0(paths, labels, num_classes, lr=lr, head_lr_mult=head_lr_mult, init=init, **budget)
         return model
     if acts is None or rung not in acts:
         raise ValueError(f"the {rung} rung trains on the activations that feed it: pass acts=inputs(...) with key {rung!r}")
     top = finetune.finetune_lite0(acts[rung], labels, num_classes, trainable_from=rung, lr=lr, head_lr_mult=head_lr_mult,
-                                  on_epoch=on_epoch, **budget, **start)
+                                  on_epoch=on_epoch, init=init, **budget)
     return top.features, top._fc, rung
 
 

@@ -1,7 +1,5 @@
 """The training ladder (infocam.ladder) on random stage-6 activations and a generated Tiny-ImageNet folder."""
 
-import inspect
-
 import numpy as np
 import pytest
 import torch
@@ -10,8 +8,6 @@ from infocam import finetune, ladder
 from infocam import localisation as L
 
 BUDGET = dict(epochs=1, batch_size=8, lr=0.01, head_lr_mult=10.0, weight_decay=1e-4, device="cpu")
-FINETUNE_INIT = pytest.mark.skipif("init" not in inspect.signature(finetune.finetune_lite0).parameters,
-                                   reason="finetune_lite0 has no init argument yet")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,7 @@ def test_same_seed_same_weights_and_the_chapters_calls(data):
     assert torch.equal(top._fc.weight, again.weight)
 
 
-@pytest.mark.parametrize("rung", ["linear", pytest.param("head", marks=FINETUNE_INIT)])
+@pytest.mark.parametrize("rung", ["linear", "head"])
 def test_init_starts_the_new_head(rung, data):
     W, b = torch.randn(4, 1280), torch.randn(4)
     head = train(rung, data, init=(W, b), lr=1e-9)[1]
