@@ -84,3 +84,28 @@ def test_bad_input_says_what_to_do(data):
         ladder.train_rung("stage7", acts={"head": data[0]["head"]}, labels=data[2], num_classes=4, seed=0, **BUDGET)
     with pytest.raises(ValueError, match="on_epoch"):
         train("linear", data, on_epoch=print)
+
+
+@pytest.mark.slow  # runs chapter 5 in a kernel (~40 s)
+def test_chapter_5_runs_the_tiny_imagenet_ladder_on_generated_folders(tmp_path):
+    """`-p tiny_finetune=true` trains every rung on the Tiny-ImageNet training images and records the ladder."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from infocam.runs import REPO
+
+    empty = tmp_path / "no-data"  # no dataset under it: the chapter runs on its generated folders
+    empty.mkdir()
+    env = {**os.environ, "INFOCAM_PROGRESS": "0"}
+    out = subprocess.run([sys.executable, "-m", "infocam", "run", "05_trained_wsol", "--profile", "smoke", "-p", f"data_root={empty}",
+                          "-p", "tiny_finetune=true", "-p", "tiny_epochs=1", "--runs-dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    (results,) = (tmp_path / "runs" / "05_trained_wsol").glob("*/results.json")
+    metrics = json.loads(results.read_text())["metrics"]
+    tiny = metrics["tiny_ladder"]
+    assert tiny["rungs"] == ["linear", "head", "stage7"] and tiny["training_images"] > 0
+    assert [row["rung"] for row in tiny["Top-1 Loc"]] == tiny["rungs"]
+    assert {f"tiny_ladder_{r}" for r in tiny["rungs"]} <= set(metrics["localisation"])
