@@ -20,12 +20,17 @@ metrics), and reference / project. CAM-like maps (:func:`make_maps`), one thread
     .venv/bin/python benchmarks/bench_wsol.py [--maps 200] [--size 224] [--steps 0.01 0.001]
                                               [--repeats 3] [--json PATH]
     .venv/bin/python benchmarks/bench_wsol.py --bounds [MAPS]
+    .venv/bin/python benchmarks/bench_wsol.py --evaluate [MAPS] [--size 112] [--steps 0.01]
 
 ``--json PATH`` also writes the table (and the metrics) as JSON. ``--bounds`` measures what any
 exact one-thread method has to beat, per map at 224 × 224 and step 0.01: the reference's two
 passes, the leanest per-threshold loop (:func:`plain_loop`, one ``findContours`` per τ serving both
 modes), one ``cv2.findContours`` call, scikit-image's component tree (``morphology.max_tree``, the
 one-pass structure over all thresholds), and the number of contour pixels the masks hold.
+``--evaluate`` times ``wsol.evaluate`` as chapters 4 and 5 call it (via
+``infocam.localisation.score``): raw 7×7 class maps (:func:`make_cams`: smooth blobs, as real
+CAMs, and cubed noise, many contours) upsampled to ``--size``, half to choose τ, half to report,
+``original=True``; ms per map (both halves), median of ``--repeats``, one thread.
 """
 
 from __future__ import annotations
@@ -252,6 +257,39 @@ def make_gt(maps, seed=0):
     return out
 
 
+def make_cams(n, kind, seed=0):
+    """Raw 7×7 class maps: ``"blobs"`` (1–3 Gaussian bumps of random place, width and height, faint noise, as
+    real CAMs) or ``"noise"`` (uniform noise cubed: many small regions, the many-contour case)."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.random((n, 7, 7)).astype(np.float32) ** 3
+    yy, xx = np.mgrid[:7, :7]
+    cams = 0.05 * rng.standard_normal((n, 7, 7))
+    for i in range(n):
+        for _ in range(rng.integers(1, 4)):
+            (cy, cx), sd, height = rng.uniform(0, 6, 2), rng.uniform(0.7, 2.0), rng.uniform(0.3, 1.0)
+            cams[i] += height * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sd**2))
+    return cams.astype(np.float32)
+
+
+def evaluate_speed(n, size, step, repeats):
+    """ms per map of ``wsol.evaluate`` on ``n`` raw CAMs of each kind (:func:`make_cams`) at ``size`` × ``size``."""
+    t = wsol.default_thresholds(step)
+    boxes = np.tile(np.array([[0.2, 0.25, 0.7, 0.8]]) * size, (n, 1)).round()
+    half = n // 2
+    rows = []
+    for kind in ("blobs", "noise"):
+        cams = make_cams(n, kind)
+        wsol.evaluate(cams[:4], boxes[:4], cams[4:8], boxes[4:8], np.ones(4, bool), (size, size), t)  # warm
+        seconds, r = timed(lambda: wsol.evaluate(cams[:half], boxes[:half], cams[half:], boxes[half:],
+                                                 np.ones(n - half, bool), (size, size), t, original=True), repeats)
+        rows.append({"kind": kind, "maps": n, "size": size, "step": step, "ms_per_map": seconds * 1e3 / n,
+                     "maxboxacc": r["maxboxacc"], "maxboxacc_v2": r["maxboxacc_v2"]})
+        print(f"wsol.evaluate, {kind:5s} CAMs 7×7 → {size}×{size}, {n} maps, step {step:g}: "
+              f"{rows[-1]['ms_per_map']:.3f} ms per map (median of {repeats}, one thread)")
+    return rows
+
+
 def timed(fn, repeats):
     """Median wall time of ``repeats`` calls, and the last result."""
     times, out = [], None
@@ -357,6 +395,9 @@ def main():
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--bounds", type=int, nargs="?", const=100, metavar="MAPS",
                         help="per-map costs that bound an exact evaluator, on MAPS maps (100)")
+    parser.add_argument("--evaluate", type=int, nargs="?", const=1450, metavar="MAPS",
+                        help="time wsol.evaluate on MAPS raw 7x7 CAMs (blobs, noise) at --size, "
+                             "first of --steps (1450)")
     args = parser.parse_args()
     for name in ("maps", "size", "repeats"):
         if getattr(args, name) < 1:
@@ -368,6 +409,14 @@ def main():
     cv2.setNumThreads(1)
     if args.bounds is not None:
         return bounds(args.bounds, repeats=args.repeats)
+    if args.evaluate is not None:
+        if args.evaluate < 2:
+            parser.error(f"--evaluate needs at least 2 maps (half choose τ, half report), got {args.evaluate}")
+        rows = evaluate_speed(args.evaluate, args.size, args.steps[0], args.repeats)
+        if args.json:
+            info = {"threads": 1, "opencv": cv2.__version__, "load_average": os.getloadavg(), "evaluate": rows}
+            atomic_write_text(args.json, json.dumps(info, indent=2) + "\n")
+        return rows
     maps = make_maps(args.maps, args.size)
     gt = make_gt(maps)
     check_identical(maps[:2], gt[:2], 0.1)  # warm imports and caches

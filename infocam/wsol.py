@@ -32,17 +32,22 @@ test split reports GT-known Loc and Top-1 Loc at that τ, and MaxBoxAcc / MaxBox
 validation split; ``running_average=<batch size>`` reports the accuracy as a running average over
 batches (each batch's mean weighted equally, :func:`batch_running_average`).
 
-Speed, with identical numbers: :func:`iou_curves` makes the same OpenCV calls as the plain loop
-(:func:`reference_box_table`) but skips work that cannot change the result — both modes share one
-``findContours`` per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous
-one reuses its contours; ``findContours`` runs on the mask cropped to its extent; a map that
-occurs more than once in a call (the centre prior, the same for every image) is contoured once;
-IoUs are computed in one vectorised step per map. Tests check equality with the plain loop on
-random maps, holes, ties, border-touching regions, constant, non-square and repeated maps. The
-pixel work of ``findContours`` dominates, so this is about as fast as the plain loop, not faster
-(benchmarks/bench_wsol.py; its ``--bounds`` mode measures why: ``findContours`` costs ~0.5 ns per pixel and threshold, and
-a 5× faster evaluator would have ~0.6 ms per 224 × 224 map for all 100 thresholds, less than one
-component-tree pass over the pixels takes — scikit-image's ``max_tree`` ~32 ms).
+Speed, with identical numbers: :func:`iou_curves` finds the contours of the plain loop
+(:func:`reference_box_table`) but skips work that cannot change them — both modes share one
+contour pass per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous one
+reuses its contours; each mask is cropped to its extent and a map's crops are stacked into one
+``findContours`` call; ``boundingRect`` and ``contourArea`` become exact integer sums over the
+points of all contours at once; a map that occurs more than once in a call (the centre prior, the
+same for every image) is contoured once; IoUs are computed in one vectorised step per chunk of
+maps. Tests check equality with the plain loop (random maps of 64, 112 and 224 pixels, holes,
+ties, plateaus, border-touching regions, constant, non-square and repeated maps, several true
+boxes) and with wsolevaluation's own loop (transcribed in benchmarks/bench_wsol.py). The pixel
+work of ``findContours`` is most of what is left. Measured (benchmarks/bench_wsol.py, one thread,
+a shared machine): ``evaluate`` on 7 × 7 CAM-like maps takes ~1.4 ms per map at 112 × 112 and
+~0.9 ms at 64 × 64 (step 0.01; ~2.0 and ~1.3 with one ``findContours`` call per mask); on
+224 × 224 maps the evaluator is ~2× faster than wsolevaluation's two passes at step 0.01 and ~8×
+at step 0.001 (its ``--bounds`` mode times ``findContours`` alone and a component tree,
+scikit-image's ``max_tree``, the one-pass alternative).
 
 Input checks (one ValueError before any work): thresholds outside [0, 1), δ outside (0, 1],
 ground-truth boxes with x1 < x0, y1 < y0 or negative coordinates, NaN or ±inf in a map (named
@@ -66,6 +71,7 @@ COMPONENTS = ("largest", "all")
 PROTOCOLS = ("reference", "original")
 ORIGINAL_TAU = 0.2
 _PIXELS_PER_CALL = 400_000
+_PIXELS_PER_STACK = 4_000_000
 
 
 # -- input checks ---------------------------------------------------------------------------------
@@ -103,6 +109,8 @@ def _as_maps(maps) -> np.ndarray:
         maps = maps[None]
     if maps.ndim != 3:
         raise ValueError(f"maps must have shape (N, H, W) or (H, W), got {maps.shape}")
+    if np.isfinite(maps.min()) and np.isfinite(maps.max()):  # NaN propagates through min and max
+        return maps
     for bad, what in ((np.isnan(maps), "NaN"), (np.isinf(maps), "inf")):
         if bad.any():
             idx = np.flatnonzero(bad.any(axis=(1, 2)))
@@ -125,13 +133,16 @@ def _gt_boxes(gt_boxes, n: int, shape: tuple[int, int] | None = None) -> list[np
         out = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in gt_boxes]
     if len(out) != n:
         raise ValueError(f"{n} maps but {len(out)} ground-truth entries")
-    for i, b in enumerate(out):
-        if len(b) == 0:
-            raise ValueError(f"ground-truth entry {i} holds no box")
-        if not np.isfinite(b).all() or (b < 0).any() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-            raise ValueError(f"ground-truth box {b.tolist()} (entry {i}) is not (x0, y0, x1, y1) with "
-                             "0 <= x0 <= x1 and 0 <= y0 <= y1; convert (x, y, w, h) boxes with xywh_to_xyxy")
-    if shape is not None:
+    every = np.concatenate(out) if out else np.zeros((0, 4))  # checked at once; the loops name the first bad entry
+    if not (all(len(b) for b in out) and np.isfinite(every).all() and (every >= 0).all()
+            and (every[:, 2:] >= every[:, :2]).all()):
+        for i, b in enumerate(out):
+            if len(b) == 0:
+                raise ValueError(f"ground-truth entry {i} holds no box")
+            if not np.isfinite(b).all() or (b < 0).any() or (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+                raise ValueError(f"ground-truth box {b.tolist()} (entry {i}) is not (x0, y0, x1, y1) with "
+                                 "0 <= x0 <= x1 and 0 <= y0 <= y1; convert (x, y, w, h) boxes with xywh_to_xyxy")
+    if shape is not None and ((every[:, 2] > shape[1]).any() or (every[:, 3] > shape[0]).any()):
         H, W = shape
         beyond = [i for i, b in enumerate(out) if (b[:, 2] > W).any() or (b[:, 3] > H).any()]
         if beyond:
@@ -165,7 +176,11 @@ def to_uint8(heatmaps) -> np.ndarray:
     if maps.min() < 0 or maps.max() > 1:
         raise ValueError(f"heatmaps must be normalised to [0, 1] (use normalize), got range "
                          f"[{maps.min():g}, {maps.max():g}]")
-    return (maps.astype(np.float64) * 255).astype(np.uint8)
+    out = np.empty(maps.shape, dtype=np.uint8)
+    step = max(1, _PIXELS_PER_CALL // maps[0].size)  # in chunks: no float64 copy of all maps
+    for i in range(0, len(maps), step):
+        out[i : i + step] = np.multiply(maps[i : i + step], 255, dtype=np.float64)  # truncated, as astype
+    return out
 
 
 def xywh_to_xyxy(boxes) -> np.ndarray:
@@ -261,89 +276,138 @@ def boxes_from_map(heatmap, thresholds, components: str = "largest") -> list[np.
     return [all_boxes if components == "all" else largest[None] for all_boxes, largest in table]
 
 
-# -- all thresholds of a map ---------------------------------------------------------------------
-def _extent_tables(img: np.ndarray):
-    """For every cut-off c = 0..255: first/last row and column holding a pixel > c (python lists)."""
-    levels = np.arange(256)[:, None]
-    out = []
-    for line in (img.max(axis=1), img.max(axis=0)):
-        above = line[None, :] > levels  # (256, n)
-        first = above.argmax(axis=1)
-        last = len(line) - 1 - above[:, ::-1].argmax(axis=1)
-        out += [first.tolist(), (last + 1).tolist()]
-    return out
+# -- all thresholds of many maps -----------------------------------------------------------------
+def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
+    """Reference boxes of uint8 maps (n, H, W) at sorted thresholds ``t``, one table per map.
 
-
-def _map_boxes(img: np.ndarray, cut: np.ndarray):
-    """Reference boxes of one uint8 map at non-decreasing cut-offs: (slot, box) of every contour, largest index.
-
-    The same OpenCV calls as :func:`reference_box_table`, with two savings that cannot change the
-    result: a cut-off that keeps exactly the pixels of the previous one (no value in between)
-    reuses its contours, and ``findContours`` runs on the mask cropped to its extent (rows and
-    columns whose maximum exceeds the cut-off), with the crop's offset added back.
+    A table is (boxes (K, 4), first row of each distinct mask's boxes (S,), row of the largest
+    contour at each τ (T,), mask of each τ (T,)). The contours of :func:`reference_box_table`'s
+    ``threshold`` / ``findContours`` calls, found with savings that cannot change them: a cut-off
+    that keeps exactly the pixels of the previous one (no value in between) reuses its contours;
+    each distinct mask is cropped to its extent (rows and columns whose maximum exceeds the
+    cut-off), and a map's crops are stacked one below the other, a row of zeros between, into one
+    ``findContours`` call (up to ``_PIXELS_PER_STACK`` pixels): no region spans two crops and each
+    crop's rows are scanned before the next one's, so each mask gets the contours, in the order,
+    of its own call (tests check this); ``boundingRect`` and ``contourArea`` are computed for all
+    contours at once from their points (min / max of the coordinates, the shoelace sum — exact in
+    integers, as ``contourArea`` is in float64 for pixel coordinates).
     """
-    H, W = img.shape
-    above = (img.size - np.cumsum(np.bincount(img.ravel(), minlength=256))).tolist()  # pixels > c
-    y0s, y1s, x0s, x1s = _extent_tables(img)
-    boxes, slots, largest = [], [], [0] * len(cut)
-    prev_c, found, k, offset = -1, None, 0, 0
-    for i, c in enumerate(cut.tolist()):
-        if found is None or above[c] != above[prev_c]:
-            if above[c] == 0:
-                found, k = [[0, 0, 0, 0]], 0
-            else:
-                y0, y1, x0, x1 = y0s[c], y1s[c], x0s[c], x1s[c]
-                _, mask = cv2.threshold(img[y0:y1, x0:x1], c, 255, cv2.THRESH_BINARY)
-                found, k = _opencv_boxes(mask, offset=(x0, y0), shape=(H, W))
-        prev_c = c
-        largest[i] = offset + k
-        offset += len(found)
-        boxes += found
-        slots += [i] * len(found)
-    return np.array(slots), np.array(boxes, dtype=np.float64), np.array(largest)
+    n, H, W = u8.shape
+    cut = _cutoffs(u8, t)  # non-decreasing along τ
+    hist = np.bincount((u8.reshape(n, -1) + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n)
+    above = np.take_along_axis(H * W - np.cumsum(hist.reshape(n, 256), axis=1), cut, axis=1)  # pixels > cut
+    new = np.ones_like(above, dtype=bool)
+    new[:, 1:] = above[:, 1:] != above[:, :-1]
+    seg_map, seg_t = np.nonzero(new)  # one segment per distinct mask, in (map, τ) order
+    seg_cut = cut[seg_map, seg_t]
+    seg_base = np.r_[0, np.cumsum(new.sum(axis=1))]
+    rows = u8.max(axis=2)[seg_map] > seg_cut[:, None]  # crop each mask to its extent (none: 0 × 0)
+    cols = u8.max(axis=1)[seg_map] > seg_cut[:, None]
+    y0, x0 = rows.argmax(axis=1), cols.argmax(axis=1)
+    h, w = np.maximum(H - rows[:, ::-1].argmax(axis=1) - y0, 0), np.maximum(W - cols[:, ::-1].argmax(axis=1) - x0, 0)
+    h[~rows.any(axis=1)] = 0
+    w[~cols.any(axis=1)] = 0
+    top = np.cumsum(h + 1) - (h + 1)  # each crop's first row in its stack, then a row of zeros
+    contours, found, first_seg = [], [], []
+    for m in range(n):
+        s0 = seg_base[m]
+        while s0 < seg_base[m + 1]:
+            s1 = s0 + 1 + np.searchsorted(top[s0 + 1 : seg_base[m + 1]] - top[s0], _PIXELS_PER_STACK // (w[s0] + 1))
+            stack = np.zeros((top[s1 - 1] + h[s1 - 1] + 1 - top[s0], max(1, w[s0])), dtype=bool)  # nested: s0 widest
+            for r, c, ya, xa, hs, ws in zip(*(a[s0:s1].tolist() for a in (top - top[s0], seg_cut, y0, x0, h, w))):
+                np.greater(u8[m, ya : ya + hs, xa : xa + ws], c, out=stack[r : r + hs, :ws])
+            found.append(len(cs := cv2.findContours(stack.view(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]))
+            contours.extend(cs)
+            first_seg.append(s0)
+            s0 = s1
+    seg, contour_boxes, contour_area = np.zeros(0, dtype=np.intp), np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
+    if contours:
+        lengths = np.fromiter(map(len, contours), dtype=np.intp, count=len(contours))
+        pts = np.frombuffer(b"".join(contours), dtype=np.int32)  # OpenCV gives C-contiguous (k, 1, 2) int32 arrays
+        pts = pts.reshape(-1, 2).astype(np.int64)
+        ends = np.cumsum(lengths)
+        starts, last = ends - lengths, ends - 1
+        x, y = pts[:, 0], pts[:, 1]
+        cross = np.zeros(len(pts), dtype=np.int64)  # x[i] y[i + 1] − y[i] x[i + 1]; the sum closes each contour
+        cross[:-1] = x[:-1] * y[1:] - y[:-1] * x[1:]
+        twice = np.add.reduceat(cross, starts) - cross[last] + x[last] * y[starts] - y[last] * x[starts]
+        stack_seg = np.repeat(first_seg, found)
+        seg = np.searchsorted(top, y[starts] + top[stack_seg], side="right") - 1  # the contour's mask
+        shift = np.stack([x0[seg], y0[seg] - top[seg] + top[stack_seg]], axis=1)
+        lo, hi = np.minimum.reduceat(pts, starts) + shift, np.maximum.reduceat(pts, starts) + 1 + shift
+        order = np.argsort(seg, kind="stable")  # each mask's contours together, in their own order
+        seg, contour_area = seg[order], np.abs(twice)[order]
+        contour_boxes = np.concatenate([lo, np.minimum(hi, [W - 1, H - 1])], axis=1)[order]
+    count = np.bincount(seg, minlength=len(seg_map))
+    is_contour = np.repeat(count > 0, np.maximum(count, 1))  # a mask without contours: one (0, 0, 0, 0) row
+    boxes = np.zeros((len(is_contour), 4))
+    boxes[is_contour] = contour_boxes
+    area = np.zeros(len(is_contour), dtype=np.int64)
+    area[is_contour] = contour_area
+    nrows = np.maximum(count, 1)
+    seg_row = np.cumsum(nrows) - nrows
+    seg_of_row = np.repeat(np.arange(len(nrows)), nrows)
+    top = np.flatnonzero(area == np.maximum.reduceat(area, seg_row)[seg_of_row])
+    largest = top[np.r_[True, seg_of_row[top][1:] != seg_of_row[top][:-1]]]  # first maximum per segment
+    row_base = np.r_[seg_row, len(is_contour)][seg_base]
+    seg_of_t = np.cumsum(new, axis=1) - 1
+    big_of_t = largest[seg_of_t + seg_base[:-1, None]] - row_base[:-1, None]
+    return [(boxes[row_base[i]:row_base[i + 1]], seg_row[seg_base[i]:seg_base[i + 1]] - row_base[i], big_of_t[i],
+             seg_of_t[i]) for i in range(n)]
 
 
-def _curves_chunk(u8: np.ndarray, gt_pad: np.ndarray, t: np.ndarray, keys: list, shared: dict
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """IoU curves (largest, all) of a chunk of uint8 maps at sorted thresholds ``t``.
-
-    ``keys`` are the maps' byte digests; ``shared`` holds the boxes of maps that occur more than
-    once in the call (the centre prior is the same map for every image): computed once, kept only
-    for those; the IoUs are per image.
-    """
-    N, T = len(u8), len(t)
-    cut = _cutoffs(u8, t)
-    largest, best = np.zeros((N, T)), np.zeros((N, T))
-    for n in range(N):
-        if keys[n] in shared:
-            if shared[keys[n]] is None:
-                shared[keys[n]] = _map_boxes(u8[n], cut[n])
-            slot, boxes, big = shared[keys[n]]
-        else:
-            slot, boxes, big = _map_boxes(u8[n], cut[n])
-        ious = iou(boxes[:, None], gt_pad[n][None]).max(axis=1)
-        np.maximum.at(best[n], slot, ious)
-        largest[n] = ious[big]
+def _table_curves(tables: list[tuple], gt_pad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU curves (largest, all) of images with contour tables (:func:`_contour_tables`), all in one step."""
+    nrows = np.array([len(tb[0]) for tb in tables])
+    nsegs = np.array([len(tb[1]) for tb in tables])
+    row_base, seg_base = np.cumsum(nrows) - nrows, np.cumsum(nsegs) - nsegs
+    boxes = np.concatenate([tb[0] for tb in tables])
+    ious = iou(boxes[:, None], gt_pad[np.repeat(np.arange(len(tables)), nrows)]).max(axis=1)
+    seg_best = np.maximum.reduceat(ious, np.concatenate([tb[1] for tb in tables]) + np.repeat(row_base, nsegs))
+    largest = ious[np.stack([tb[2] for tb in tables]) + row_base[:, None]]
+    best = seg_best[np.stack([tb[3] for tb in tables]) + seg_base[:, None]]
     return largest, best
 
 
+def _first_copies(u8: np.ndarray) -> list[int]:
+    """For each map the index of the first map equal to it, by byte digest.
+
+    Only maps that agree on a sample of pixels can be equal, so only those are digested (their key
+    is the sample followed by the digest, longer than a sample alone).
+    """
+    flat = u8.reshape(len(u8), -1)
+    probes = [p.tobytes() for p in flat[:, :: max(1, flat.shape[1] // 64)]]
+    alike = Counter(probes)
+    first = {}
+    return [first.setdefault(p + hashlib.blake2b(m.tobytes(), digest_size=16).digest() if alike[p] > 1 else p, i)
+            for i, (p, m) in enumerate(zip(probes, flat))]
+
+
 def _curves(heatmaps, gt_boxes, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """IoU curves (largest, all) (N, T) of normalised maps, in chunks of about ``_PIXELS_PER_CALL`` pixels.
+
+    A map that occurs more than once in the call (the centre prior is the same map for every
+    image) is contoured once, found by its byte digest; the IoUs are per image.
+    """
     u8 = to_uint8(heatmaps)
     t = _check_thresholds(thresholds)
     gts = _gt_boxes(gt_boxes, len(u8), u8.shape[1:])
     N, H, W = u8.shape
     order = np.argsort(t, kind="stable")
-    gt_pad = np.full((N, max(len(g) for g in gts), 4), np.nan)
-    for i, g in enumerate(gts):
-        gt_pad[i, : len(g)] = g
-    gt_pad = np.where(np.isnan(gt_pad), gt_pad[:, :1], gt_pad)  # pad with a copy of the first box
+    sizes = np.array([len(g) for g in gts])
+    pad = np.minimum(np.arange(sizes.max()), sizes[:, None] - 1)  # pad with copies of the last box
+    gt_pad = np.concatenate(gts)[(np.cumsum(sizes) - sizes)[:, None] + pad]
+    same = _first_copies(u8)
+    repeated = {i for i, count in Counter(same).items() if count > 1}
     largest, best = np.zeros((N, len(t))), np.zeros((N, len(t)))
     per_call = max(1, _PIXELS_PER_CALL // (H * W))
-    keys = [hashlib.blake2b(m.tobytes(), digest_size=16).digest() for m in u8]
-    shared = {k: None for k, count in Counter(keys).items() if count > 1}
+    kept = {}
     for start in range(0, N, per_call):
         stop = min(N, start + per_call)
-        lg, bs = _curves_chunk(u8[start:stop], gt_pad[start:stop], t[order], keys[start:stop], shared)
+        todo = list(dict.fromkeys(j for j in same[start:stop] if j not in kept))
+        tables = dict(zip(todo, _contour_tables(u8[todo], t[order]))) if todo else {}
+        kept.update((j, tb) for j, tb in tables.items() if j in repeated)
+        lg, bs = _table_curves([tables[j] if j in tables else kept[j] for j in same[start:stop]], gt_pad[start:stop])
         largest[start:stop, order], best[start:stop, order] = lg, bs
     return largest, best
 

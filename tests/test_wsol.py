@@ -263,3 +263,59 @@ def test_boxes_beyond_the_maps_and_empty_maps_are_one_clear_error():
             wsol.iou_curves(empty, np.zeros((0, 4)), [0.5])
     with pytest.raises(ValueError, match="no maps to score"):
         wsol.evaluate(maps, at_edge, np.zeros((0, 4, 4)), np.zeros((0, 4)), [], (16, 16))
+
+
+def _random_maps(rng, n, size):
+    """Maps of many shapes at one size: smooth CAM-like, plateaus, rings with holes, speckle (many contours),
+    quantised blobs, all-zero and constant maps, and copies of earlier maps (contoured once)."""
+    yy, xx = np.mgrid[:size, :size] / size
+    maps = []
+    for i in range(n):
+        kind = rng.integers(0, 8)
+        if kind == 0:
+            m = wsol.upsample(rng.standard_normal((1, 7, 7)).astype(np.float32), (size, size))[0]
+        elif kind == 1:
+            m = wsol.upsample(rng.integers(0, 3, (1, 5, 5)).astype(np.float32), (size, size))[0].round(1)
+        elif kind == 2:
+            r = np.hypot(yy - rng.uniform(0.3, 0.7), xx - rng.uniform(0.3, 0.7))
+            m = sum(rng.uniform(0.2, 1) * ((r > a) & (r < a + rng.uniform(0.02, 0.1))) for a in rng.uniform(0, 0.4, 3))
+        elif kind == 3:
+            m = rng.random((size, size)) ** 4
+        elif kind == 4:
+            m = np.floor(4 * np.exp(-((yy - rng.random()) ** 2 + (xx - rng.random()) ** 2) / rng.uniform(0.01, 0.1)))
+        elif kind == 5:
+            m = np.zeros((size, size)) + rng.integers(0, 2) * rng.standard_normal()
+        else:
+            m = maps[rng.integers(0, len(maps))] if maps else np.zeros((size, size))
+        maps.append(np.asarray(m, np.float32))
+    return wsol.normalize(np.stack(maps))
+
+
+@pytest.mark.parametrize("size, n", [(64, 130), (112, 100), (224, 30)])
+def test_iou_curves_equal_plain_loop_on_random_maps(size, n):
+    """Property check: a few hundred random maps, several true boxes per image, unsorted thresholds."""
+    rng = np.random.default_rng(size)
+    maps = _random_maps(rng, n, size)
+    gts = []
+    for _ in range(n):
+        xy = rng.integers(0, size, (rng.integers(1, 4), 2, 2))
+        gts.append(np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1))
+    t = rng.permutation(np.r_[wsol.default_thresholds(0.05), rng.random(6) * 0.999])
+    ref_largest, ref_all = reference_curves(maps, gts, t)
+    largest, best = wsol._curves(maps, gts, t)
+    assert np.array_equal(largest, ref_largest)
+    assert np.array_equal(best, ref_all)
+
+
+def test_small_stacks_and_chunks_give_the_same_curves(monkeypatch):
+    """Masks split over several findContours stacks, maps over several chunks (copies in different chunks)."""
+    rng = np.random.default_rng(3)
+    maps = _random_maps(rng, 40, 48)
+    gts = [np.array([[5, 6, 30, 40], [0, 0, 47, 10]])] * 40
+    t = wsol.default_thresholds(0.03)
+    monkeypatch.setattr(wsol, "_PIXELS_PER_STACK", 3 * 49 * 48)
+    monkeypatch.setattr(wsol, "_PIXELS_PER_CALL", 5 * 48 * 48)
+    ref_largest, ref_all = reference_curves(maps, gts, t)
+    largest, best = wsol._curves(maps, gts, t)
+    assert np.array_equal(largest, ref_largest)
+    assert np.array_equal(best, ref_all)
