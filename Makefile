@@ -16,7 +16,7 @@ export INFOCAM_DATA
 export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup data features test unit notebooks book book-student book-print course clean bench
+.PHONY: setup data features test test-slow unit notebooks book book-student book-print course clean bench
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,16 +38,33 @@ data: setup
 	  ln -sfn $(SHARED_DATA)/tiny-imagenet-200 $(LINKED_DATA)/tiny-imagenet-200; \
 	  echo "data root: $(LINKED_DATA) (links to $(SHARED_DATA))"; fi
 
+# Tests in two tiers (README, "Tests"). `make test` is the fast tier: the unit tests not marked slow and
+# every chapter under nbval on the smoke profile (parameters injected by papermill, not executed), in
+# one pytest session on TEST_JOBS pytest-xdist workers (--dist loadfile keeps a notebook's cells, and a
+# test file's module fixtures, on one worker; TEST_JOBS=1 runs it in one process). Each worker and each
+# notebook kernel gets TEST_THREADS threads, so the workers share the cores instead of oversubscribing
+# them. `make test-slow` is the end-to-end tier (tests marked slow: chapters run in Jupyter kernels, book
+# builds, torchrun and Gloo ranks, signals to running processes), one test at a time.
+TEST_JOBS    ?= 2
+TEST_THREADS ?= 1
+SMOKE        := _build/smoke
+PYTEST       := INFOCAM_PROGRESS=0 $(PY) -m pytest -q -p no:cacheprovider
+XDIST        := $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile,)
+PREPARE      := rm -rf $(SMOKE) && $(PY) -m infocam prepare --profile smoke --out $(SMOKE)
+
 unit: data
-	$(PY) -m pytest tests -q
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PYTEST) $(XDIST) -m "not slow" tests
 
-# Every chapter under nbval on the smoke profile (parameters injected by papermill, not executed).
 notebooks: data
-	rm -rf _build/smoke
-	$(PY) -m infocam prepare --profile smoke --out _build/smoke
-	INFOCAM_PROGRESS=0 $(PY) -m pytest --nbval-lax -q -p no:cacheprovider _build/smoke
+	$(PREPARE)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PYTEST) $(XDIST) --nbval-lax $(SMOKE)
 
-test: unit notebooks
+test: data
+	$(PREPARE)
+	OMP_NUM_THREADS=$(TEST_THREADS) $(PYTEST) $(XDIST) -m "not slow" --nbval-lax $(SMOKE) tests
+
+test-slow: data
+	$(PYTEST) -m slow tests
 
 # Backbone features of the CUB and Tiny-ImageNet folders under the data root, extracted once for
 # the chapters that share them (3-5).

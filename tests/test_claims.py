@@ -125,6 +125,7 @@ def inverted_book(tmp_path):
     return book
 
 
+@pytest.mark.slow  # runs a chapter in a Jupyter kernel
 def test_book_build_fails_on_the_inverted_claim(inverted_book, tmp_path, monkeypatch):
     # as `infocam execute` runs a chapter for the book; a stray report mode must not soften it
     env = {runs.CHAPTER_ENV: "01_inverted", runs.METRICS_DIR_ENV: str(tmp_path / "metrics"), runs.CLAIMS_ENV: "report"}
@@ -135,6 +136,7 @@ def test_book_build_fails_on_the_inverted_claim(inverted_book, tmp_path, monkeyp
         bookbuild.execute_chapter(str(inverted_book / "01_inverted.ipynb"), 120, env)
 
 
+@pytest.mark.slow  # runs a chapter in a Jupyter kernel
 def test_run_with_book_parameters_fails_on_the_inverted_claim(inverted_book, tmp_path, capsys):
     code = cli.main(["run", "inverted", "--book-dir", str(inverted_book), "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
@@ -143,6 +145,7 @@ def test_run_with_book_parameters_fails_on_the_inverted_claim(inverted_book, tmp
     assert list((tmp_path / "runs" / "01_inverted").glob("*.failed"))
 
 
+@pytest.mark.slow  # runs a chapter in a Jupyter kernel
 def test_run_with_an_override_reports_the_claim_and_finishes(inverted_book, tmp_path, capsys):
     code = cli.main(["run", "inverted", "--book-dir", str(inverted_book), "--runs-dir", str(tmp_path / "runs"),
                      "-p", "shift=0.5"])

@@ -86,6 +86,7 @@ def test_world_outside_a_process_group():
     assert world() == (0, 1)
 
 
+@pytest.mark.slow  # spawns two Gloo ranks
 @pytest.mark.parametrize("kind", ["tensors", "dataset", "augmented"])
 def test_two_gloo_ranks_match_one_process_at_the_same_global_batch(tmp_path, kind):
     """batch_size is per process: 2 ranks × 8 = one process × 16; with random augmentation too."""
@@ -144,6 +145,7 @@ def _torchrun(recipe, *args, wait=True, **kwargs):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow  # torchrun: two training processes
 def test_torchrun_two_gloo_processes_run_a_recipe_with_one_writer(tmp_path):
     """``torchrun --nproc-per-node 2 -m infocam train`` on CPU: Gloo, sharded data, one writer, rank 0 alone prints."""
     from tests.test_cub import make_tiny_cub
@@ -164,6 +166,7 @@ def test_torchrun_two_gloo_processes_run_a_recipe_with_one_writer(tmp_path):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow  # torchrun: two training processes
 def test_torchrun_sync_bn_on_cpu_is_one_line(tmp_path):
     from tests.test_cub import make_tiny_cub
     from tests.test_recipe import _tiny_recipe
@@ -174,6 +177,7 @@ def test_torchrun_sync_bn_on_cpu_is_one_line(tmp_path):
     assert proc.stderr.count("infocam: error: train.sync_bn needs CUDA") == 1  # rank 0 alone says it
 
 
+@pytest.mark.slow  # torchrun, stopped by a signal
 def test_torchrun_stopped_by_sigterm_then_resumed_equals_an_uninterrupted_run(tmp_path):
     from tests.test_cub import make_tiny_cub
     from tests.test_recipe import _tiny_recipe
@@ -212,6 +216,7 @@ def _children(pid):
     return found
 
 
+@pytest.mark.slow  # torchrun, its launcher killed
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc")
 def test_ranks_stop_when_the_launcher_dies_and_the_next_run_starts(tmp_path):
     from tests.test_cub import make_tiny_cub

@@ -267,6 +267,7 @@ def test_stop_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, monkey
     assert [json.loads(t)["epoch"] for t in (tmp_path / "out" / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
+@pytest.mark.slow  # a training process stopped by a signal
 def test_a_real_sigterm_checkpoints_exits_143_and_the_same_command_resumes_bit_equal(tmp_path):
     """Kill (SIGTERM, as a scheduler's preemption) → resume through the real command = an uninterrupted run."""
     make_tiny_cub(tmp_path, num_classes=3, n_train=8, n_test=2)

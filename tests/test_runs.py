@@ -68,6 +68,7 @@ def test_parse_override_reads_yaml():
         runs.parse_override("seeds")
 
 
+@pytest.mark.slow  # runs a chapter in a Jupyter kernel
 def test_run_writes_results_with_provenance(toy_book, tmp_path):
     out = runs.run_chapter("toy", "smoke", {"seed": 4}, runs_dir=tmp_path / "runs", book_dir=toy_book)
     results = json.loads((out / "results.json").read_text())
@@ -81,6 +82,7 @@ def test_run_writes_results_with_provenance(toy_book, tmp_path):
     assert not list((tmp_path / "runs" / "01_toy").glob(".*.tmp"))
 
 
+@pytest.mark.slow  # runs a chapter in a Jupyter kernel
 def test_failed_run_leaves_no_results(toy_book, tmp_path):
     with pytest.raises(Exception, match="flag must stay off"):
         runs.run_chapter("toy", "smoke", {"flag": True}, runs_dir=tmp_path / "runs", book_dir=toy_book)
