@@ -18,6 +18,30 @@ def isolated_cache(tmp_path, monkeypatch):
     return cache
 
 
+@pytest.fixture(scope="session")
+def onnx_exports(tmp_path_factory) -> Path:
+    """One folder of ONNX exports for the whole test run, shared by pytest-xdist's workers. An export's
+    file name keys the network's weights, input size, outputs and torch version, so tests whose feature
+    caches start empty still export each network once (exporting is most of their time)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "onnx-exports"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def share_onnx_exports(cache: Path, exports: Path) -> None:
+    """Make ``cache``'s onnx/ folder the run's shared exports (features.export_onnx writes atomically)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "onnx").symlink_to(exports, target_is_directory=True)
+
+
+@pytest.fixture
+def isolated_features_cache(isolated_cache, onnx_exports):
+    """An empty feature cache (as ``isolated_cache``) whose ONNX exports are the run's shared ones."""
+    share_onnx_exports(isolated_cache, onnx_exports)
+    return isolated_cache
+
+
 def shared_dataset(official: str, shared: str, marker: str) -> Path:
     """A real dataset under $INFOCAM_DATA/<official>, else beside the checkout; skip the test if absent."""
     candidates = [REPO.parent / "shared" / "data" / shared]

@@ -144,7 +144,7 @@ def test_wrong_cub_root_is_reported(tmp_path):
         load_cub(tmp_path)
 
 
-def test_probe_end_to_end_on_the_fixture(tiny_cub, isolated_cache, monkeypatch):
+def test_probe_end_to_end_on_the_fixture(tiny_cub, isolated_features_cache, monkeypatch):
     from infocam.features import extract_features, feature_cache_path
     from infocam.probe import evaluate_probe, standardize, train_probe
 
@@ -180,7 +180,7 @@ def test_real_cub50_subset_counts(real_cub):
     assert (boxes[:, 0] + boxes[:, 2] <= sizes[:, 0] + 1e-6).all() and (boxes[:, 1] + boxes[:, 3] <= sizes[:, 1] + 1e-6).all()
 
 
-def test_feature_maps_and_pooled_features_share_one_pass(tiny_cub, isolated_cache, monkeypatch):
+def test_feature_maps_and_pooled_features_share_one_pass(tiny_cub, isolated_features_cache, monkeypatch):
     """Chapter 4 asks for maps, chapter 3 for pooled features: one extraction serves both."""
     from infocam.features import extract_features, feature_cache_path
 

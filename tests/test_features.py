@@ -13,16 +13,20 @@ from infocam.features import FrozenRunner, extract_features, feature_cache_path,
 from infocam.models.backbones import efficientnet_lite0, imagenet_transform, split_lite0
 from infocam.paths import DataError
 
+from tests.conftest import share_onnx_exports
+
 SIZE = 64  # Lite0 at 64 px: (1280, 2, 2) maps, fast enough for tests
 # ONNX Runtime vs eager PyTorch on the final maps (values 0..6): measured ~3e-5 at 224 px.
 ONNX_ATOL = 1e-3
 
 
 @pytest.fixture(scope="module", autouse=True)
-def module_cache(tmp_path_factory):
-    """One cache for the module, so the ONNX exports are made once; progress bars off."""
+def module_cache(tmp_path_factory, onnx_exports):
+    """One cache for the module, with the run's shared ONNX exports (each made once); progress bars off."""
+    cache = tmp_path_factory.mktemp("cache")
+    share_onnx_exports(cache, onnx_exports)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("INFOCAM_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.setenv("INFOCAM_CACHE", str(cache))
         mp.setenv("INFOCAM_PROGRESS", "0")
         yield
 
