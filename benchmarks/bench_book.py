@@ -55,9 +55,9 @@ BUILD = REPO / "_build"
 TIMES_FILE = BUILD / "execute-times.json"
 BUILD_OUTPUTS = (".jupyter_cache", ".doctrees", "html", "jupyter_execute", "metrics", TIMES_FILE.name)
 # The package's cache folders a cold build refills, and the names infocam.features gives their
-# entries (_cache_path, onnx_path; the temporary names of its atomic writes).
+# entries (_cache_path, onnx_path; the temporary names of its atomic writes; the extraction locks).
 CACHE_FOLDERS = {
-    "features": re.compile(r"-\d+px-[\w+.-]+-\d+-[0-9a-f]{16}\.npy$|^\..+\.tmp$"),
+    "features": re.compile(r"-\d+px-[\w+.-]+-\d+-[0-9a-f]{16}\.(npy|lock)$|^\..+\.tmp$"),
     "onnx": re.compile(r"-\d+px-[\w+.-]+-[0-9a-f]{16}-torch.+\.onnx$|^\.export-"),
 }
 COMMAND = ("make", "book")

@@ -46,7 +46,7 @@ from infocam.device import resolve_device
 from infocam.models.backbones import (BACKBONES, DEFAULT_SIZE, LITE0_STAGES, Lite0Blocks, imagenet_transform,
                                       lite0_cut_before, lite0_stage_blocks, load_backbone)
 from infocam.paths import DataError, cache_dir
-from infocam.utils import progress
+from infocam.utils import exclusive_lock, progress
 
 # -- what the book caches (one place; the chapters and `infocam features` use these) ----------
 BACKBONE = "efficientnet_lite0"
@@ -380,7 +380,8 @@ def cache_features(backbone_name: str, paths, *, kinds=("spatial",), size: int |
 
     ``kinds``: "pooled", "spatial" (final maps; also caches "pooled") and/or Lite0 stage names
     (activations at a cut). ``infocam features`` uses it to warm chapters 3-5's caches together;
-    :func:`extract_features` reads the same files.
+    :func:`extract_features` reads the same files. A second process asking for the same images
+    meanwhile waits for the first (a lock file beside the cache), then reads what it wrote.
     """
     kinds = list(dict.fromkeys(kinds))
     paths, size = _check_request(backbone_name, paths, size, kinds)
@@ -389,10 +390,15 @@ def cache_features(backbone_name: str, paths, *, kinds=("spatial",), size: int |
     if "spatial" in kinds and "pooled" not in kinds:
         kinds.append("pooled")
     files = {kind: _cache_path(backbone_name, size, kind, crop, paths, cache_key, tag) for kind in kinds}
-    missing = {kind: path for kind, path in files.items() if not path.exists()}
-    if missing:
-        _compute(backbone_name, paths, size, crop, missing, runtime=runtime, device=device,
-                 batch_size=batch_size, workers=workers, data_root=data_root)
+    if all(path.exists() for path in files.values()):
+        return files
+    # One process extracts an image set at a time; another one asking for it waits, then reads it.
+    lock = _cache_path(backbone_name, size, "extracting", crop, paths, cache_key, tag).with_suffix(".lock")
+    with exclusive_lock(lock, waiting=f"waiting for another process extracting these {len(paths)} images' features"):
+        missing = {kind: path for kind, path in files.items() if not path.exists()}
+        if missing:
+            _compute(backbone_name, paths, size, crop, missing, runtime=runtime, device=device,
+                     batch_size=batch_size, workers=workers, data_root=data_root)
     return files
 
 

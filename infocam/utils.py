@@ -1,10 +1,11 @@
-"""Small shared helpers: seeding, progress bars, atomic file writes."""
+"""Small shared helpers: seeding, progress bars, atomic file writes, a lock between processes."""
 
 from __future__ import annotations
 
 import os
 import random
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Text version of :func:`atomic_write_bytes` (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, *, waiting: str | None = None):
+    """Hold an exclusive lock on the file ``path`` (created if missing) for the ``with`` block.
+
+    Processes that compute the same cached file take it so only one computes and the others wait,
+    then find the file (e.g. a book chapter reaching the Tiny-ImageNet maps while ``infocam features``
+    is still extracting them). ``waiting`` is printed once if the lock is held by another process.
+    The lock goes with the process (an advisory ``flock``: a crash never leaves it held); where
+    ``fcntl`` does not exist (Windows) the block runs unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -169,6 +169,18 @@ def test_chapters_wait_for_the_feature_passes_they_read(tmp_path, monkeypatch):
     assert {t.name for t in tasks} == {"features:cub", "03_imbalanced", "01_theory", "99_new"}
 
 
+def test_a_pass_read_late_is_planned_but_not_waited_for(tmp_path, monkeypatch):
+    """Chapter 5 starts after the CUB pass; the Tiny-ImageNet pass it reads later still runs."""
+    root = _toy_root(tmp_path)
+    (root / "book" / "01_toy.ipynb").rename(root / "book" / "05_trained_wsol.ipynb")
+    (root / "book" / "02_toy.ipynb").unlink()
+    (root / "_toc.yml").write_text(yaml.safe_dump({"format": "jb-book", "root": "book/05_trained_wsol"}))
+    monkeypatch.setattr(bookbuild, "feature_jobs", lambda: {"features:cub": None, "features:tiny": None})
+    tasks, _ = bookbuild.plan(root / "book", root / "_build" / ".jupyter_cache", None, 60)
+    assert {t.name: t.needs for t in tasks} == {"features:cub": (), "features:tiny": (),
+                                                "05_trained_wsol": ("features:cub",)}
+
+
 def test_kernels_share_the_cores_out_among_the_workers(monkeypatch):
     monkeypatch.setattr(bookbuild, "_cpus", lambda: 2)
     assert bookbuild.kernel_threads(2) == 1 and bookbuild.kernel_threads(1) == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +115,26 @@ def test_one_pass_fills_maps_pooled_and_cut_caches(photos, monkeypatch):
     np.testing.assert_array_equal(cut, acts.astype(np.float16))
 
 
+def test_two_processes_asking_at_once_extract_once(photos, monkeypatch):
+    """A chapter reaching its features while `infocam features` extracts them waits and reads them."""
+    calls = []
+
+    def slow_compute(backbone, paths, size, crop, missing, **kwargs):
+        calls.append(sorted(missing))
+        time.sleep(0.3)
+        for path in missing.values():
+            np.save(path, np.zeros(1))
+
+    monkeypatch.setattr(features, "_compute", slow_compute)
+    ask = lambda: features.cache_features("efficientnet_lite0", photos, kinds=("spatial",), size=SIZE, cache_key="race")  # noqa: E731
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == [["pooled", "spatial"]]
+
+
 def test_pooled_features_are_the_mean_of_the_maps_and_head_gives_logits(photos):
     pooled = extract_features("efficientnet_lite0", photos, size=SIZE, runtime="torch", use_cache=False)
     model = efficientnet_lite0(image_size=SIZE)
@@ -154,7 +177,7 @@ def test_bad_requests_fail_before_any_work(photos, tmp_path):
     broken.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="cannot read image .*broken.jpg"):
         extract_features("efficientnet_lite0", [*photos, broken], size=SIZE, cache_key="broken")
-    leftovers = list(features.cache_dir().glob("features/broken-*"))
+    leftovers = [p for p in features.cache_dir().glob("features/broken-*") if p.suffix != ".lock"]  # the lock stays (empty)
     assert not leftovers and not list(features.cache_dir().glob("features/.*.tmp"))
 
 

@@ -1,15 +1,17 @@
-"""Tests of infocam.utils: the one seeding helper and atomic writes."""
+"""Tests of infocam.utils: the one seeding helper, atomic writes and the lock between processes."""
 
 from __future__ import annotations
 
 import os
 import random
+import threading
+import time
 
 import numpy as np
 import pytest
 import torch
 
-from infocam.utils import atomic_write_text, seed_everything
+from infocam.utils import atomic_write_text, exclusive_lock, seed_everything
 
 
 def _draws():
@@ -56,3 +58,25 @@ def test_seed_list_is_the_one_rule_for_a_chapters_seeds():
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="seeds must be a positive integer"):
             seed_list(0, bad)
+
+
+def test_exclusive_lock_makes_the_second_holder_wait(tmp_path, capsys):
+    lock, order, held = tmp_path / "x.lock", [], threading.Event()
+
+    def first():
+        with exclusive_lock(lock):
+            held.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait()
+    with exclusive_lock(lock, waiting="waiting for the other one"):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]
+    assert "waiting for the other one" in capsys.readouterr().out
+    with exclusive_lock(lock, waiting="never printed"):  # free again: no wait, no message
+        pass
+    assert capsys.readouterr().out == ""
