@@ -23,6 +23,10 @@ LOSSES = ("softmax", "pc_softmax", "logit_adjusted", "balanced_softmax", "class_
 
 def check_priors(priors, num_classes: int | None = None) -> torch.Tensor:
     """Validate a label prior vector: finite, strictly positive, summing to 1, right length."""
+    if isinstance(priors, CheckedPriors):  # checked once already: only the length can still be wrong
+        if num_classes is not None and len(priors.p) != num_classes:
+            raise ValueError(f"priors has {len(priors.p)} entries but the logits have {num_classes} classes")
+        return priors.p
     p = torch.as_tensor(priors, dtype=torch.float64)
     if p.ndim != 1:
         raise ValueError(f"priors must be a 1-D vector, got shape {tuple(p.shape)}")
@@ -58,8 +62,29 @@ def label_priors(labels, num_classes: int) -> torch.Tensor:
     return check_priors(counts.double() / counts.sum(), num_classes)
 
 
+class CheckedPriors:
+    """Label priors checked once, with log p(y) and class weights cached per dtype and device.
+
+    :func:`get_loss` wraps its priors in one: a loss called at every training step then neither
+    re-validates the same vector nor recomputes its logarithm (the cached tensors are the ones a
+    per-call computation gives, so the numbers are unchanged). Accepted wherever priors are.
+    """
+
+    def __init__(self, priors):
+        self.p = check_priors(priors)
+        self._cache: dict = {}
+
+    def cached(self, key, make):
+        """``make()`` once per ``key`` (e.g. ``("log", dtype, device)``)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+
 def _log_priors(priors, logits: torch.Tensor) -> torch.Tensor:
-    return check_priors(priors, logits.shape[-1]).log().to(logits.dtype).to(logits.device)
+    p = check_priors(priors, logits.shape[-1])
+    make = lambda: p.log().to(logits.dtype).to(logits.device)  # noqa: E731
+    return priors.cached(("log", logits.dtype, logits.device), make) if isinstance(priors, CheckedPriors) else make()
 
 
 def _targets(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -98,8 +123,12 @@ def balanced_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, priors) -
 def class_weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors, power: float = 1.0) -> torch.Tensor:
     """Softmax CE with class weights ∝ p(y)^(−power), normalised so that Σ_y p(y) w_y = 1."""
     p = check_priors(priors, logits.shape[-1])
-    w = p.pow(-power)
-    w = (w / (p * w).sum()).to(logits.dtype).to(logits.device)
+
+    def make():
+        w = p.pow(-power)
+        return (w / (p * w).sum()).to(logits.dtype).to(logits.device)
+
+    w = priors.cached(("weights", power, logits.dtype, logits.device), make) if isinstance(priors, CheckedPriors) else make()
     return F.cross_entropy(logits, _targets(logits, targets), weight=w, reduction="sum") / len(targets)
 
 
@@ -111,7 +140,7 @@ def get_loss(name: str, priors=None):
         return softmax_cross_entropy
     if priors is None:
         raise ValueError(f"loss {name!r} needs the training label priors")
-    priors = check_priors(priors)
+    priors = CheckedPriors(priors)
     fn = {
         "pc_softmax": pc_softmax_cross_entropy,
         "logit_adjusted": logit_adjusted_loss,

@@ -135,3 +135,22 @@ def test_check_targets_matches_the_estimators_message():
 def test_losses_are_unchanged_by_the_label_check():
     logits, targets = _batch()
     assert torch.equal(losses.softmax_cross_entropy(logits, targets), F.cross_entropy(logits, targets))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_get_loss_with_cached_priors_gives_the_per_call_numbers(dtype):
+    """get_loss checks the priors and logs them once; losses and gradients are bit-identical to checking per call."""
+    for name in losses.LOSSES[1:]:
+        fn = losses.get_loss(name, PRIORS)
+        direct = {"pc_softmax": losses.pc_softmax_cross_entropy, "logit_adjusted": losses.logit_adjusted_loss,
+                  "balanced_softmax": losses.balanced_softmax_loss,
+                  "class_weighted": losses.class_weighted_cross_entropy}[name]
+        for seed in range(2):  # the second call reads the cache
+            f, y = _batch(seed)
+            f = f.to(dtype)
+            assert torch.equal(fn(f, y), direct(f, y, PRIORS)), name
+            assert torch.equal(_grad(fn, f, y), _grad(lambda a, b: direct(a, b, PRIORS), f, y)), name
+    with pytest.raises(ValueError, match="logits have 4 classes"):
+        losses.get_loss("pc_softmax", [0.5, 0.5])(*_batch())
+    with pytest.raises(ValueError, match="must be > 0"):
+        losses.get_loss("pc_softmax", [0.0, 1.0])
