@@ -11,17 +11,31 @@
 3. End to end: :func:`infocam.features.extract_features` (decode + resize in threads + forward +
    cache write) on ``--images`` images with ``runtime="torch"`` (eager) and ``"auto"`` (ONNX Runtime).
 
+``--levers [tiny|cub]`` instead times what a book build's feature pass can tune, on ``--images`` images
+of that set (Tiny-ImageNet: 64 px JPEGs upsampled to 224 px), one lever at a time, rounds interleaved,
+median of ``--repeats``; ``--busy K`` runs K one-thread matmul loops meanwhile (the other pool worker's
+chapter kernel in ``infocam execute``). Every variant's values are compared with the reference's
+(max |diff|; "identical" = bit-identical): decoding (per-image transform vs a table look-up for
+ToTensor + Normalize), ONNX Runtime threads x batch size, graph optimisation levels, the float16 / pooled
+writes, and the whole pass (:func:`infocam.features.cache_features` into scratch files) with the
+build's old settings (2 ONNX Runtime threads, 2 decode threads) against the new ones.
+
 Usage: python benchmarks/bench_features.py [--batch 32] [--repeats 5] [--threads 2] [--images 256]
        [--no-compile]
+       python benchmarks/bench_features.py --levers tiny [--images 512] [--repeats 3] [--busy 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("INFOCAM_PROGRESS", "0")
@@ -100,15 +114,183 @@ def _runtimes(net, x, compile_: bool, threads: int) -> dict:
     return runs
 
 
+# -- levers of the book's feature passes (--levers) --------------------------------------------
+
+_MATMUL_LOOP = "import numpy as np\na = np.random.rand(384, 384).astype(np.float32)\nwhile True:\n    a @ a"
+
+
+@contextmanager
+def _busy(k: int):
+    """K one-thread matmul loops in other processes while the block runs (a busy pool worker)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", _MATMUL_LOOP], env=env) for _ in range(k)]
+    try:
+        time.sleep(0.5 if k else 0)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _interleaved(runs: dict, repeats: int) -> dict:
+    """name -> (median wall s, median CPU s of this process, last result); rounds interleaved."""
+    wall, cpu, out = {n: [] for n in runs}, {n: [] for n in runs}, {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            out[name] = run()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {n: (statistics.median(wall[n]), statistics.median(cpu[n]), out[n]) for n in runs}
+
+
+def _diff(a, b) -> str:
+    import numpy as np
+
+    a, b = (np.concatenate(v) if isinstance(v, list) else np.asarray(v) for v in (a, b))
+    if a.shape == b.shape and np.array_equal(a, b):
+        return "identical"
+    return f"max |diff| {np.abs(a.astype(np.float64) - b.astype(np.float64)).max():.1e}"
+
+
+def _table(title: str, n: int, results: dict, ref) -> None:
+    print(f"\n{title} ({n} images, median wall and process CPU s; vs {next(iter(results))!r})")
+    print(f"{'variant':34s} {'images/s':>9s} {'CPU s/1000':>11s} {'CPU ratio':>10s}  values")
+    base_cpu = next(iter(results.values()))[1]
+    for name, (wall, cpu, out) in results.items():
+        print(f"{name:34s} {n / wall:9.1f} {1000 * cpu / n:11.2f} {cpu / base_cpu:9.2f}x  {_diff(out, ref)}")
+
+
+def _set_paths(name: str) -> tuple[list, int]:
+    from infocam import features as F
+    from infocam.bookbuild import feature_jobs
+
+    job = feature_jobs([f"features:{name}"]).get(f"features:{name}")
+    if job is None:
+        raise SystemExit(f"--levers {name}: no {name} folder under the data root (INFOCAM_DATA); run make data")
+    assert job[2] == (F.TINY_IMAGE_SIZE if name == "tiny" else F.CUB_IMAGE_SIZE)
+    return job[1], job[2]
+
+
+def levers(args) -> None:
+    from infocam import features as F
+
+    # scratch feature files; the ONNX exports are the user's (exported once, as the book does)
+    onnx = F.cache_dir() / "onnx"
+    onnx.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    (scratch / "onnx").symlink_to(onnx)
+    os.environ["INFOCAM_CACHE"] = str(scratch)
+    try:
+        _levers(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _levers(args, scratch: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from infocam import features as F
+    from infocam.models.backbones import imagenet_transform
+
+    paths, size = _set_paths(args.levers)
+    paths = paths[: args.images]
+    n = len(paths)
+    transform = imagenet_transform(size)
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"{args.levers}: {n} images at {size} px, {args.busy} busy one-thread process(es), "
+          f"torch threads {torch.get_num_threads()}; uptime before: {load}")
+    with _busy(args.busy):
+        # 1. decoding + resizing + normalising, in this thread
+        def per_image():
+            return [torch.stack([F._load_image(p, transform) for p in paths[i : i + 32]]) for i in range(0, n, 32)]
+
+        def batched():
+            return [F._load_batch(paths[i : i + 32], transform) for i in range(0, n, 32)]
+
+        results = _interleaved({"decode: per-image transform": per_image, "decode: table look-up": batched},
+                               args.repeats)
+        _table("1. decode + resize + normalise, one thread", n, results, results["decode: per-image transform"][2])
+        x = torch.cat(results["decode: table look-up"][2]).numpy()
+
+        # 2. ONNX Runtime threads x batch size (the build had 2 threads, batch 32)
+        runners = {t: F.FrozenRunner(size=size, threads=t) for t in (2, 1)}
+
+        def forward(t, bs):
+            return lambda: np.concatenate([runners[t](x[i : i + bs])[0] for i in range(0, n, bs)])
+
+        variants = ((2, 32), (2, 64), (1, 32), (1, 16), (1, 64), (1, 128))
+        runs = {f"forward: {t} thread(s), batch {bs}": forward(t, bs) for t, bs in variants}
+        results = _interleaved(runs, args.repeats)
+        ref = results["forward: 2 thread(s), batch 32"][2]
+        _table("2. forward pass, ONNX Runtime intra-op threads x batch size", n, results, ref)
+
+        # 3. graph optimisation levels (ENABLE_ALL is ONNX Runtime's default; the others are ~3x slower)
+        m = min(n, 64)
+        path = F.export_onnx(runners[1].net, F.BACKBONE, size, ("maps",))
+        levels = ("ORT_ENABLE_ALL", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_BASIC", "ORT_DISABLE_ALL")
+        runs = {}
+        for level in levels:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+            options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            runs[f"graph: {level}"] = (lambda s: lambda: np.concatenate(
+                [s.run(None, {"images": x[i : min(i + 32, m)]})[0] for i in range(0, m, 32)]))(session)
+        results = _interleaved(runs, args.repeats)
+        _table("3. graph optimisation level, 1 thread, batch 32", m, results, ref[:m])
+
+        # 4. what happens to the outputs: float16 maps into a memory-mapped .npy, pooled mean
+        def write_f16():
+            out = np.lib.format.open_memmap(scratch / "maps.npy", mode="w+", dtype=np.float16, shape=ref.shape)
+            for i in range(0, n, 32):
+                out[i : i + 32] = ref[i : i + 32]
+            out.flush()
+            return out
+
+        def pooled():
+            return np.concatenate([ref[i : i + 32].mean(axis=(2, 3)) for i in range(0, n, 32)])
+
+        results = _interleaved({"outputs: float16 maps -> memmap": write_f16, "outputs: pooled mean": pooled},
+                               args.repeats)
+        print(f"\n4. outputs ({n} images): float16 maps into a memmap "
+              f"{1000 * results['outputs: float16 maps -> memmap'][1] / n:.2f} CPU s/1000, pooled mean "
+              f"{1000 * results['outputs: pooled mean'][1] / n:.2f} CPU s/1000")
+
+        # 5. the whole pass into scratch cache files: old build settings vs new
+        def whole(threads, workers):
+            def run():
+                shutil.rmtree(F.cache_dir() / "features", ignore_errors=True)
+                files = F.cache_features(F.BACKBONE, paths, kinds=("spatial",), size=size, threads=threads,
+                                         workers=workers)
+                return np.load(files["spatial"])
+            return run
+
+        runs = {f"pass: {t} thread(s), {w} decoder(s)": whole(t, w) for t, w in ((2, 2), (1, 1), (1, 2), (2, 1))}
+        results = _interleaved(runs, args.repeats)
+        _table("5. the whole pass (decode + forward + float16/pooled cache files)", n, results,
+               ref.astype(np.float16))
+    print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--images", type=int, default=256, help="images for the end-to-end timing (0: skip)")
+    parser.add_argument("--images", type=int, default=256, help="images for the end-to-end timing (0: skip)"
+                        " or for --levers")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile)")
+    parser.add_argument("--levers", choices=("tiny", "cub"), help="time the feature pass's levers on this set")
+    parser.add_argument("--busy", type=int, default=0, help="with --levers: one-thread matmul loops meanwhile")
     args = parser.parse_args()
+    if args.levers:
+        return levers(args)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -12,8 +12,18 @@ the network is exported once to ONNX (cached beside the features, keyed by the w
 input size and the cut) and run with ONNX Runtime, 4-7x the images/s of PyTorch eager on 2 threads
 (``channels_last`` ~1.2-1.6x, ``torch.compile`` ~2x); its maps differ from eager PyTorch's by
 ~4e-5 (values up to 6; ``tests/test_features.py`` asserts 1e-3). PyTorch eager is the fallback and
-the choice on a GPU. The runtime is part of the cache key. JPEG decoding and resizing run in
-worker threads that prefetch the next batches while the current one is computed.
+the choice on a GPU. The runtime is part of the cache key. JPEG decoding and resizing run in a
+worker thread that prefetches the next batches while the current one is computed; ToTensor +
+Normalize are one table look-up per pixel value on the batch (bit-identical, 0.63-0.92x the
+decode CPU time of the per-image transform).
+
+What a pass costs (``bench_features.py --levers``, 2 shared cores): ~14 CPU s per 1,000 224 px
+images, ~85% of it in the forward pass, ~1 s decoding, ~0.3 s writing float16 maps, 0.04 s the
+pooled mean. ``threads=`` sets ONNX Runtime's threads (default: PyTorch's); next to another busy
+process (a book build's other worker) one thread costs 0.83-0.91x the forward pass's CPU seconds
+of two and 0.87-0.93x the whole pass's, at 0.85-0.9x its images/s. Threads and batch size (16-128)
+leave the values bit-identical; ONNX Runtime's other graph optimisation levels are ~2.5x slower
+and differ by 4e-5, so the default (all) stays.
 
 Chapter 5, for example, reads what ``infocam features`` cached (pass *all* of ``cub.paths`` and
 index afterwards: the path list is part of the cache key)::
@@ -239,7 +249,7 @@ class FrozenRunner:
 # -- decode while computing ------------------------------------------------------------------
 
 
-def _load_image(path: Path, transform) -> torch.Tensor:
+def _load_image(path: Path, transform):
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -249,25 +259,58 @@ def _load_image(path: Path, transform) -> torch.Tensor:
         raise DataError(f"cannot read image {path} ({exc}); replace or remove the file") from None
 
 
-def prefetched_batches(paths: list[Path], transform, batch_size: int, workers: int = 2, ahead: int = 2):
+def _split_normalisation(transform):
+    """``Compose([..PIL steps.., ToTensor(), Normalize(mean, std)])`` -> (PIL steps, lookup table); else None.
+
+    The table (channels, 256) float32 holds ``(v / 255 - mean) / std`` for every uint8 value v, computed
+    with the float32 operations ToTensor and Normalize apply, so indexing it gives their exact values.
+    """
+    from torchvision import transforms as T
+
+    steps = getattr(transform, "transforms", None)
+    if (not steps or len(steps) < 2 or type(steps[-2]) is not T.ToTensor or type(steps[-1]) is not T.Normalize
+            or torch.get_default_dtype() != torch.float32):
+        return None
+    mean, std = (np.asarray(v, np.float32).reshape(-1, 1) for v in (steps[-1].mean, steps[-1].std))
+    table = (np.arange(256, dtype=np.float32)[None, :] / np.float32(255) - mean) / std
+    return T.Compose(steps[:-2]), table
+
+
+def _load_batch(paths: list[Path], transform) -> torch.Tensor:
+    """``torch.stack([transform(image) ...])``; for an ImageNet transform, ToTensor + Normalize are one
+    table look-up per pixel value (identical values, a quarter of their CPU time per image)."""
+    split = _split_normalisation(transform)
+    if split is None:
+        return torch.stack([_load_image(p, transform) for p in paths])
+    pil, table = split
+    images = [np.asarray(_load_image(p, pil)) for p in paths]
+    shape = images[0].shape
+    if any(im.dtype != np.uint8 or im.shape != shape for im in images) or len(shape) != 3 or shape[2] != len(table):
+        # not same-size 8-bit images with one channel per mean: ToTensor's and Normalize's other cases
+        return torch.stack([_load_image(p, transform) for p in paths])
+    batch = np.empty((len(images), shape[2], shape[0], shape[1]), np.float32)
+    for out, image in zip(batch, images):
+        for c, channel in enumerate(np.ascontiguousarray(image.transpose(2, 0, 1))):
+            np.take(table[c], channel, out=out[c])
+    return torch.from_numpy(batch)
+
+
+def prefetched_batches(paths: list[Path], transform, batch_size: int, workers: int = 1, ahead: int = 2):
     """Yield stacked batches of ``transform(image)`` in order, decoded by ``workers`` threads.
 
     Up to ``ahead`` batches are decoded while the caller computes on the current one (PIL releases
-    the GIL while decoding and resizing), so the forward pass is the bound, not the JPEGs.
+    the GIL while decoding and resizing), so the forward pass is the bound, not
+    the JPEGs: one thread decodes a 224 px batch in ~1/10 of the time a one-thread forward pass takes.
     """
     starts = list(range(0, len(paths), batch_size))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
-        queue: deque = deque()
-
-        def submit(start):
-            queue.append([pool.submit(_load_image, p, transform) for p in paths[start : start + batch_size]])
-
-        for start in starts[: ahead + 1]:
-            submit(start)
+        queue: deque = deque(pool.submit(_load_batch, paths[start : start + batch_size], transform)
+                             for start in starts[: ahead + 1])
         for i in range(len(starts)):
-            batch = torch.stack([f.result() for f in queue.popleft()])
+            batch = queue.popleft().result()
             if i + ahead + 1 < len(starts):
-                submit(starts[i + ahead + 1])
+                start = starts[i + ahead + 1]
+                queue.append(pool.submit(_load_batch, paths[start : start + batch_size], transform))
             yield batch
 
 
@@ -339,10 +382,11 @@ class _NpyWriter:
 
 
 def _compute(backbone_name: str, paths: list[Path], size: int, crop: bool, files: dict, *, runtime: str,
-             device, batch_size: int, workers: int, data_root) -> dict:
+             device, batch_size: int, workers: int, threads: int | None, data_root) -> dict:
     """One pass over ``paths`` filling every kind in ``files`` (kind -> cache file, or None: in memory)."""
     taps = {"maps" if kind in ("pooled", "spatial") else kind for kind in files}
-    runner = FrozenRunner(backbone_name, size, taps, runtime=runtime, device=device, data_root=data_root)
+    runner = FrozenRunner(backbone_name, size, taps, runtime=runtime, device=device, threads=threads,
+                          data_root=data_root)
     with torch.no_grad():
         shapes = dict(zip(runner.outputs, (tuple(y.shape[1:]) for y in
                                            runner.net(torch.zeros(1, 3, size, size, device=runner.device)))))
@@ -375,7 +419,8 @@ def _compute(backbone_name: str, paths: list[Path], size: int, crop: bool, files
 
 def cache_features(backbone_name: str, paths, *, kinds=("spatial",), size: int | None = None, crop: bool = False,
                    batch_size: int = 32, cache_key: str | None = None, data_root=None, runtime: str = "auto",
-                   device: str | torch.device = "cpu", workers: int = 2) -> dict[str, Path]:
+                   device: str | torch.device = "cpu", workers: int = 1, threads: int | None = None
+                   ) -> dict[str, Path]:
     """Fill, in ONE pass over the images, every cache in ``kinds`` that is missing; return kind -> file.
 
     ``kinds``: "pooled", "spatial" (final maps; also caches "pooled") and/or Lite0 stage names
@@ -398,15 +443,15 @@ def cache_features(backbone_name: str, paths, *, kinds=("spatial",), size: int |
         missing = {kind: path for kind, path in files.items() if not path.exists()}
         if missing:
             _compute(backbone_name, paths, size, crop, missing, runtime=runtime, device=device,
-                     batch_size=batch_size, workers=workers, data_root=data_root)
+                     batch_size=batch_size, workers=workers, threads=threads, data_root=data_root)
     return files
 
 
 def extract_features(backbone_name: str, paths, *, size: int | None = None, spatial: bool = False,
                      crop: bool = False, batch_size: int = 32, cache_key: str | None = None,
                      use_cache: bool = True, data_root=None, cut: str | None = None,
-                     runtime: str = "auto", device: str | torch.device = "cpu", workers: int = 2,
-                     mmap: bool = False) -> np.ndarray:
+                     runtime: str = "auto", device: str | torch.device = "cpu", workers: int = 1,
+                     threads: int | None = None, mmap: bool = False) -> np.ndarray:
     """Features of the images at ``paths`` from a frozen ImageNet backbone, cached on disk.
 
     Returns pooled features (N, C) float32 (global average of the final conv maps, the input to
@@ -425,7 +470,8 @@ def extract_features(backbone_name: str, paths, *, size: int | None = None, spat
     kind = _kind(spatial, cut)
     paths, size = _check_request(backbone_name, paths, size, [kind])
     runtime = resolve_runtime(runtime, device)
-    options = dict(runtime=runtime, device=device, batch_size=batch_size, workers=workers, data_root=data_root)
+    options = dict(runtime=runtime, device=device, batch_size=batch_size, workers=workers, threads=threads,
+                   data_root=data_root)
     if not use_cache:
         return _compute(backbone_name, paths, size, crop, {kind: None}, **options)[kind]
     tag = runtime_tag(runtime, device)

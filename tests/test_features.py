@@ -159,6 +159,36 @@ def test_prefetched_batches_keep_order_and_sizes(tmp_path):
     assert torch.cat(batches).flatten().tolist() == list(range(11))
 
 
+@pytest.mark.parametrize("backbone, crop", [("efficientnet_lite0", False), ("efficientnet_lite0", True),
+                                            ("resnet50", False)])
+def test_batches_hold_the_per_image_transforms_exact_values(photos, backbone, crop):
+    """ToTensor + Normalize as a table look-up on the batch: bit-identical to the per-image transform."""
+    transform = imagenet_transform(SIZE, backbone=backbone, crop=crop)
+    assert features._split_normalisation(transform) is not None
+    batch = features._load_batch(photos, transform)
+    assert batch.dtype == torch.float32 and batch.shape == (5, 3, SIZE, SIZE)
+    assert torch.equal(batch, torch.stack([transform(Image.open(p)) for p in photos]))
+
+
+def test_batches_of_other_transforms_are_stacked_per_image(photos):
+    from torchvision import transforms as T
+
+    grey = T.Compose([T.Resize((8, 8)), T.ToTensor(), T.Normalize([0.5, 0.5, 0.5], [0.2, 0.2, 0.2])])
+    with pytest.raises(RuntimeError):  # the greyscale photo has one channel for three means, as per image
+        features._load_batch(photos, grey)
+    plain = T.Compose([T.Resize((8, 8)), T.Lambda(lambda im: im.convert("RGB")), T.ToTensor()])
+    assert features._split_normalisation(plain) is None
+    assert torch.equal(features._load_batch(photos, plain), torch.stack([plain(Image.open(p)) for p in photos]))
+
+
+def test_onnx_runtime_threads_and_batch_size_leave_the_values_unchanged(photos):
+    ref = extract_features("efficientnet_lite0", photos, size=SIZE, spatial=True, use_cache=False, threads=2)
+    for threads, batch_size in ((1, 32), (1, 2), (2, 3)):
+        maps = extract_features("efficientnet_lite0", photos, size=SIZE, spatial=True, use_cache=False,
+                                threads=threads, batch_size=batch_size)
+        np.testing.assert_array_equal(maps, ref)
+
+
 def test_bad_requests_fail_before_any_work(photos, tmp_path):
     with pytest.raises(ValueError, match="unknown runtime 'tensorrt'"):
         extract_features("efficientnet_lite0", photos, runtime="tensorrt")
