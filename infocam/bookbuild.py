@@ -22,6 +22,8 @@ cores spent up to twice the CPU seconds of two 1-thread kernels (measured on cha
 training step: 570 against 290 CPU ms). A chapter whose numbers must not depend on the thread
 count pins it itself (chapters 2 and 3 train on one thread everywhere); elsewhere a re-run with
 more threads can differ from the book in the last digits (floating-point sums in another order).
+The feature passes run in the worker itself on as many ONNX Runtime threads (their cached values do
+not depend on the thread count).
 
 A failing chapter stops the scheduling: its traceback is printed, the running tasks finish, and
 the command exits with status 1 (the build is not started).
@@ -200,15 +202,16 @@ def feature_jobs(names=None) -> dict[str, tuple]:
     return jobs
 
 
-def warm_features(names=None) -> list[str]:
-    """Fill the feature caches of ``names`` (default: all present datasets); one report per dataset."""
+def warm_features(names=None, threads: int | None = None) -> list[str]:
+    """Fill the feature caches of ``names`` (default: all present datasets) on ``threads`` ONNX Runtime
+    threads (None: torch's thread count); one report per dataset."""
     from infocam import features as F
 
     jobs = feature_jobs(names)
     lines = []
     for source, paths, size, key, kinds in jobs.values():
         started = time.time()
-        files = F.cache_features(F.BACKBONE, paths, kinds=kinds, size=size, cache_key=key)
+        files = F.cache_features(F.BACKBONE, paths, kinds=kinds, size=size, cache_key=key, threads=threads)
         seconds = time.time() - started
         lines.append(f"{source}\n  {F.BACKBONE} {size} px on {F.resolve_runtime()}, {seconds:.0f} s "
                      f"({len(paths) / max(seconds, 1e-9):.0f} images/s, 0 s when cached)")
@@ -308,7 +311,7 @@ def plan(book_dir: Path, cache_path: Path, metrics_dir: str | None,
         tasks.append(Task(chapter, execute_chapter, (str(path), timeout, env),
                           needs=tuple(n for n in needs if n in present and n not in READ_LATE.get(chapter, ())),
                           priority=order.get(chapter, len(order))))
-    tasks = [Task(name, warm_features, ([name],), priority=order.get(name, len(order)))
+    tasks = [Task(name, warm_features, ([name], threads), priority=order.get(name, len(order)))
              for name in present if name in reads] + tasks
     return tasks, notes
 
