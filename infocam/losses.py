@@ -87,12 +87,18 @@ def _log_priors(priors, logits: torch.Tensor) -> torch.Tensor:
     return priors.cached(("log", logits.dtype, logits.device), make) if isinstance(priors, CheckedPriors) else make()
 
 
+def _float(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits (bf16/fp16 autocast) in float32: the losses are computed in float32 (others unchanged)."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+
 def _targets(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return check_targets(targets, logits.shape[-1], "targets")
 
 
 def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean −log softmax_y(f)."""
+    logits = _float(logits)
     return F.cross_entropy(logits, _targets(logits, targets))
 
 
@@ -101,6 +107,7 @@ def log_pc_softmax(logits: torch.Tensor, priors) -> torch.Tensor:
 
     Each entry estimates the pointwise mutual information log p(y|x)/p(y).
     """
+    logits = _float(logits)
     log_p = _log_priors(priors, logits)
     return logits - torch.logsumexp(logits + log_p, dim=-1, keepdim=True)
 
@@ -112,16 +119,19 @@ def pc_softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors
 
 def logit_adjusted_loss(logits: torch.Tensor, targets: torch.Tensor, priors, tau: float = 1.0) -> torch.Tensor:
     """Softmax CE on f + τ log p(y) (Menon et al., 2021)."""
+    logits = _float(logits)
     return F.cross_entropy(logits + tau * _log_priors(priors, logits), _targets(logits, targets))
 
 
 def balanced_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, priors) -> torch.Tensor:
     """Balanced Softmax (Ren et al., 2020): −log [p(y) e^{f_y} / Σ_y' p(y') e^{f_y'}]."""
+    logits = _float(logits)
     return F.cross_entropy(logits + _log_priors(priors, logits), _targets(logits, targets))
 
 
 def class_weighted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, priors, power: float = 1.0) -> torch.Tensor:
     """Softmax CE with class weights ∝ p(y)^(−power), normalised so that Σ_y p(y) w_y = 1."""
+    logits = _float(logits)
     p = check_priors(priors, logits.shape[-1])
 
     def make():

@@ -154,3 +154,17 @@ def test_get_loss_with_cached_priors_gives_the_per_call_numbers(dtype):
         losses.get_loss("pc_softmax", [0.5, 0.5])(*_batch())
     with pytest.raises(ValueError, match="must be > 0"):
         losses.get_loss("pc_softmax", [0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_logits_give_float32_losses(dtype):
+    """Under bf16/fp16 autocast the logits are half precision: every loss is computed on them in float32."""
+    f, y = _batch()
+    half = f.to(dtype)
+    for name in losses.LOSSES:
+        fn = losses.get_loss(name, PRIORS)
+        value = fn(half, y)
+        assert value.dtype == torch.float32, name
+        assert torch.equal(value, fn(half.float(), y)), name
+    la, bs = losses.get_loss("logit_adjusted", PRIORS), losses.get_loss("balanced_softmax", PRIORS)
+    assert torch.equal(_grad(la, half, y), _grad(bs, half, y))
