@@ -329,6 +329,21 @@ class GlobalBatches(torch.utils.data.Sampler):
             yield [(self.epoch, int(i)) for i in share]
 
 
+def fast_precision(device: str | torch.device) -> str:
+    """The precision a small convolutional net trains fastest at on ``device`` without a grad scaler.
+
+    ``"bf16"`` (autocast) on a CPU with native bf16 arithmetic (AVX-512 BF16 or AMX): chapter 3's
+    LeNet step takes about 0.6 of its float32 time there, and the chapter's numbers stay within a
+    fraction of a seed sd. ``"fp32"`` elsewhere: CPUs without it emulate bf16 (slower than float32),
+    and GPUs keep float32.
+    """
+    if torch.device(device).type != "cpu":
+        return "fp32"
+    native = (getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+              or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return "bf16" if native else "fp32"
+
+
 def default_workers(world_size: int | None = None) -> int:
     """Loader workers per process: the cores this process may use, shared among the ranks of this host."""
     try:

@@ -273,3 +273,25 @@ def test_a_stop_request_at_an_epochs_end_stops_there(tmp_path):
         fit(_net(), X, y, F.cross_entropy, checkpoint=ckpt, on_epoch=lambda e, h, m: engine.request_stop(), **settings)
     assert torch.load(ckpt, weights_only=False)["epoch"] == 1
     assert fit(_net(), X, y, F.cross_entropy, checkpoint=ckpt, resume=True, **settings) == full
+
+
+def test_fast_precision_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch):
+    from infocam.train import fast_precision
+
+    for has_bf16, has_amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=has_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=has_amx: v)
+        assert fast_precision("cpu") == expected
+        assert fast_precision(torch.device("cuda", 0)) == "fp32"
+
+
+def test_bf16_autocast_on_cpu_is_bit_reproducible():
+    """Chapter 3 trains its LeNets in bf16 autocast on CPUs with native bf16: same seed, same weights."""
+    X, y = _data()
+    a, b = _net(), _net()
+    ha = fit(a, X, y, F.cross_entropy, epochs=2, batch_size=16, seed=3, lr=0.05, momentum=0.5,
+             precision="bf16", channels_last=True)
+    hb = fit(b, X, y, F.cross_entropy, epochs=2, batch_size=16, seed=3, lr=0.05, momentum=0.5,
+             precision="bf16", channels_last=True)
+    assert ha == hb and all(p.dtype == torch.float32 for p in a.parameters())
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
