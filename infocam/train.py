@@ -333,7 +333,7 @@ def fast_precision(device: str | torch.device) -> str:
     """The precision a small convolutional net trains fastest at on ``device`` without a grad scaler.
 
     ``"bf16"`` (autocast) on a CPU with native bf16 arithmetic (AVX-512 BF16 or AMX): chapter 3's
-    LeNet step takes about 0.6 of its float32 time there, and the chapter's numbers stay within a
+    LeNet step takes about 0.7 of its float32 time there, and the chapter's numbers stay within a
     fraction of a seed sd. ``"fp32"`` elsewhere: CPUs without it emulate bf16 (slower than float32),
     and GPUs keep float32.
     """
