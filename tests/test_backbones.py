@@ -124,3 +124,24 @@ def test_split_lite0_trains_its_top_with_drop_connect():
     assert trainable.stages._rates == [0.2 * 15 / 16]  # block 15's drop-connect rate, as in the full model
     with pytest.raises(ValueError, match="not a stage of EfficientNet-Lite0"):
         split_lite0(efficientnet_lite0(pretrained=False), "stage1")
+
+
+def test_lenet_pools_before_relu_with_the_same_values_and_gradients():
+    """Pooling first is a speed-up only: outputs and every gradient equal ReLU-then-pool, bit for bit."""
+    import torch.nn.functional as F
+
+    def relu_then_pool(m, x):
+        x = F.max_pool2d(F.relu(m.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(m.conv2(x)), 2)
+        return m.fc2(F.relu(m.fc1(x.flatten(1))))
+
+    torch.manual_seed(0)
+    net, x, y = LeNet(), torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    results = []
+    for forward in (relu_then_pool, lambda m, x: m(x)):
+        net.zero_grad()
+        out = forward(net, x)
+        F.cross_entropy(out, y).backward()
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
