@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from infocam.utils import atomic_write_text
+from infocam.utils import atomic_write_text, with_malloc_env
 
 # Which feature caches a chapter reads (``infocam features`` fills them; a pass is planned when a
 # chapter that is not cached reads it). A chapter waits for these passes before it starts, except
@@ -322,6 +322,7 @@ def execute_book(root: Path, cache_path: Path, jobs: int = 2, timeout: int | Non
     chapter's kernel on ``threads`` threads, default :func:`kernel_threads`) and fill the execution
     cache. Writes ``<cache_path>/../execute-times.json``; returns an exit status."""
     threads = kernel_threads(jobs) if threads is None else threads
+    os.environ.update(with_malloc_env(os.environ))  # inherited by the workers (spawned) and their kernels
     root = Path(root).resolve()
     cache_path = Path(cache_path).resolve()
     if timeout is None:

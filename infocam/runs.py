@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from infocam import config
-from infocam.utils import atomic_write_text
+from infocam.utils import MALLOC_ENV, atomic_write_text, with_malloc_env
 
 PROFILES = ("smoke", "default", "paper")
 RESULTS_ENV = "INFOCAM_RESULTS"
@@ -499,7 +499,8 @@ def run_chapter(chapter: str, profile: str = "default", overrides: dict | None =
         raise RunError(f"cannot write in {chapter_dir}: {exc.strerror}{hint}") from None
     metrics_path = tmp / "metrics.json"
     notebook = tmp / f"{chapter}.ipynb"
-    env_before = {key: os.environ.get(key) for key in (RESULTS_ENV, CLAIMS_ENV)}
+    env_before = {key: os.environ.get(key) for key in (RESULTS_ENV, CLAIMS_ENV, *MALLOC_ENV)}
+    os.environ.update(with_malloc_env(os.environ))  # the kernel's (utils.MALLOC_ENV)
     os.environ[RESULTS_ENV] = str(metrics_path)
     mode = os.environ[CLAIMS_ENV] = claims_mode(profile, overrides)
     source = book_dir / f"{chapter}.ipynb"

@@ -1,4 +1,5 @@
-"""Small shared helpers: seeding, progress bars, atomic file writes, a lock between processes."""
+"""Small shared helpers: seeding, progress bars, atomic file writes, a lock between processes, the
+chapter processes' malloc settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+
+# Environment for the processes that run chapters (kernels of `infocam execute` and `infocam run`).
+# glibc hands every freed block over 128 KB-32 MB back to the system and faults it in again, zeroed,
+# at the next allocation of that size: a training or scoring loop pays system time for every batch.
+# Fixed 1 GiB thresholds keep freed memory in the process instead (glibc reads them at process start).
+# Measured on chapter 5's stage-7 rung (cached inputs + training, 1 thread): 11.9 -> 1.1 s system time,
+# 42 -> 31 s wall, peak memory 1.43 -> 1.61 GB. Where the memory comes from never changes a number.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+
+
+def with_malloc_env(env) -> dict:
+    """``env`` (a mapping of environment variables) with :data:`MALLOC_ENV` added where not set."""
+    return {**MALLOC_ENV, **env}
 
 
 def seed_list(seed: int, seeds: int) -> list[int]:

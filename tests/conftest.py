@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from infocam.utils import with_malloc_env
+
 REPO = Path(__file__).resolve().parents[1]
+
+# The chapters' kernels (nbval, infocam run) keep freed memory as the book build's do (utils.MALLOC_ENV);
+# set before pytest-xdist starts its workers, which read it at start-up.
+os.environ.update(with_malloc_env(os.environ))
 
 
 @pytest.fixture

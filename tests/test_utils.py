@@ -80,3 +80,13 @@ def test_exclusive_lock_makes_the_second_holder_wait(tmp_path, capsys):
     with exclusive_lock(lock, waiting="never printed"):  # free again: no wait, no message
         pass
     assert capsys.readouterr().out == ""
+
+
+def test_malloc_env_fills_in_what_is_not_set():
+    from infocam.utils import MALLOC_ENV, with_malloc_env
+
+    assert with_malloc_env({}) == MALLOC_ENV
+    mine = {"MALLOC_TRIM_THRESHOLD_": "0", "PATH": "/bin"}
+    env = with_malloc_env(mine)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "0" and env["PATH"] == "/bin"  # a user's own setting wins
+    assert env["MALLOC_MMAP_THRESHOLD_"] == MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]
