@@ -188,10 +188,12 @@ def _timed(fn, args):
 
 def feature_jobs(names=None) -> dict[str, tuple]:
     """``features:<dataset>`` -> (source, paths, size, cache key, kinds) for each dataset under the data
-    root, or only for ``names`` (the other datasets are not read)."""
+    root, or only for ``names`` (the other datasets are not read). Tiny-ImageNet: the validation images
+    chapter 5's ``default`` profile scores (``tiny_limit`` of them, drawn by its ``seed``)."""
     from infocam import features as F
     from infocam.data.cub import find_cub, load_cub
-    from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet
+    from infocam.data.tiny_imagenet import find_tiny_imagenet, load_tiny_imagenet, scored_subset
+    from infocam.runs import load_profile
 
     jobs = {}
     if (names is None or "features:cub" in names) and (root := find_cub()) is not None:
@@ -199,7 +201,9 @@ def feature_jobs(names=None) -> dict[str, tuple]:
         jobs["features:cub"] = (cub.source, cub.paths, F.CUB_IMAGE_SIZE, F.CUB_CACHE_KEY, ("spatial", F.CHAPTER5_CUT))
     if (names is None or "features:tiny" in names) and (root := find_tiny_imagenet()) is not None:
         tiny = load_tiny_imagenet(root, "val")
-        jobs["features:tiny"] = (tiny.source, tiny.paths, F.TINY_IMAGE_SIZE, F.TINY_CACHE_KEY, ("spatial",))
+        book = load_profile("05_trained_wsol", "default")
+        paths = [tiny.paths[i] for i in scored_subset(len(tiny), book["tiny_limit"], book["seed"])]
+        jobs["features:tiny"] = (tiny.source, paths, F.TINY_IMAGE_SIZE, F.TINY_CACHE_KEY, ("spatial",))
     return jobs
 
 

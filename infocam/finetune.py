@@ -51,15 +51,16 @@ def advance(acts, cut: str, trainable_from: str, image_size: int = 224, batch_si
 
 def finetune_lite0(acts, labels, num_classes: int, *, trainable_from: str = "head", epochs: int = 6,
                    batch_size: int = 64, lr: float = 0.01, head_lr_mult: float = 10.0, weight_decay: float = 1e-4,
-                   seed: int = 0, device="cpu", image_size: int = 224, on_epoch=None, init=None) -> nn.Module:
+                   seed: int = 0, device="cpu", image_size: int = 224, on_epoch=None, init=None,
+                   precision: str = "fp32") -> nn.Module:
     """Fine-tune Lite0 from ``trainable_from`` on the activations that feed it; returns the trained top.
 
     ``acts`` (N, C, h, w) are the frozen part's outputs (``split_lite0``'s cut, see :func:`advance`);
     the pretrained stages from ``trainable_from`` and the 1280-channel head conv start from their
     ImageNet weights, the linear head ``_fc`` (1280 → ``num_classes``) from scratch, or from the rows
     ``init`` = (weight (K, 1280), bias (K,)), at ``head_lr_mult`` × ``lr`` (SGD, Nesterov momentum 0.9,
-    cosine schedule). The top's
-    ``features(a)`` are the final (N, 1280, h, w) maps, ``_fc`` the head a CAM reads.
+    cosine schedule), forward and backward passes in ``precision`` (:mod:`infocam.device`; the weights
+    stay float32). The top's ``features(a)`` are the final (N, 1280, h, w) maps, ``_fc`` the head a CAM reads.
     """
     from infocam.models.backbones import split_lite0
     from infocam.train import fit
@@ -71,7 +72,8 @@ def finetune_lite0(acts, labels, num_classes: int, *, trainable_from: str = "hea
     y = torch.as_tensor(np.asarray(labels)).long()
     fit(top, X, y, F.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
         weight_decay=weight_decay, optimizer="sgd", head="_fc", head_lr_mult=head_lr_mult, schedule="cosine",
-        seed=seed, device=device, desc=f"fine-tune from {trainable_from}, seed {seed}", on_epoch=on_epoch)
+        seed=seed, device=device, precision=precision, desc=f"fine-tune from {trainable_from}, seed {seed}",
+        on_epoch=on_epoch)
     return top.cpu().eval()
 
 
@@ -126,11 +128,13 @@ def frozen_top(trainable_from: str = "head", image_size: int = 224) -> nn.Module
 
 def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch_size: int = 64, lr: float = 0.01,
                       head_lr_mult: float = 10.0, weight_decay: float = 1e-4, seed: int = 0, device="cpu",
-                      image_size: int = 224, num_workers: int = 0, init=None) -> tuple[nn.Module, float]:
+                      image_size: int = 224, num_workers: int = 0, init=None,
+                      precision: str = "fp32") -> tuple[nn.Module, float]:
     """The whole Lite0 trained end to end on images (the training ladder's last rung), with the same
     budget rule as :func:`finetune_lite0`: SGD, Nesterov momentum 0.9, ``head_lr_mult`` × ``lr`` on the new
     head (from scratch, or from the rows ``init`` = (weight, bias)), cosine schedule, ``epochs`` epochs;
-    each image resized whole to ``image_size`` (as the cached features are), no augmentation. Returns the
+    each image resized whole to ``image_size`` (as the cached features are), no augmentation, passes in
+    ``precision``. Returns the
     network (``features`` → (N, 1280, h, w), head ``fc``) and the measured seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
     import time
 
@@ -145,7 +149,7 @@ def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch
     started = time.time()
     fit(model, data, None, F.cross_entropy, epochs=epochs, batch_size=batch_size, lr=lr, momentum=0.9, nesterov=True,
         weight_decay=weight_decay, optimizer="sgd", head="fc", head_lr_mult=head_lr_mult, schedule="cosine", seed=seed,
-        device=device, num_workers=num_workers, desc=f"whole network, seed {seed}")
+        device=device, precision=precision, num_workers=num_workers, desc=f"whole network, seed {seed}")
     return model.cpu().eval(), (time.time() - started) / epochs
 
 

@@ -41,7 +41,7 @@ def inputs(acts_cut, rungs, cut: str = "stage6") -> dict[str, np.ndarray]:
 
 def train_rung(rung: str, *, acts=None, pooled=None, labels, num_classes: int, epochs: int, batch_size: int,
                lr: float, head_lr_mult: float, weight_decay: float, seed: int, device="cpu", init=None,
-               on_epoch=None, paths=None):
+               on_epoch=None, paths=None, precision: str = "fp32"):
     """Train one rung with one seed; returns ``(transform, head, key)`` — the maps are
     ``head`` read on ``transform(acts[key])`` — or, for ``"all"``, the trained network.
 
@@ -49,7 +49,9 @@ def train_rung(rung: str, *, acts=None, pooled=None, labels, num_classes: int, e
     ``pooled`` (N, 1280): their pooled frozen features, for ``linear``; ``paths``: the training
     images, for ``all``. ``init`` = (weight (K, 1280), bias (K,)) starts the new head from given rows
     (None: from scratch). ``on_epoch(epoch, history, top)`` is called after each epoch of ``head`` /
-    ``stage7`` (to keep snapshots for model selection).
+    ``stage7`` (to keep snapshots for model selection). ``precision``: the passes of the rungs that
+    train convolutions (``head``, ``stage7``, ``all``; e.g. :func:`infocam.train.fast_precision`); the
+    linear rung, one matrix product on pooled features, trains in float32.
     """
     check_rungs([rung])
     if on_epoch is not None and rung not in ("head", "stage7"):
@@ -66,12 +68,13 @@ def train_rung(rung: str, *, acts=None, pooled=None, labels, num_classes: int, e
     if rung == "all":
         if paths is None:
             raise ValueError("the all rung trains the whole network from images: pass paths=[training images]")
-        model, _ = finetune.train_whole_lite0(paths, labels, num_classes, lr=lr, head_lr_mult=head_lr_mult, init=init, **budget)
+        model, _ = finetune.train_whole_lite0(paths, labels, num_classes, lr=lr, head_lr_mult=head_lr_mult, init=init,
+                                              precision=precision, **budget)
         return model
     if acts is None or rung not in acts:
         raise ValueError(f"the {rung} rung trains on the activations that feed it: pass acts=inputs(...) with key {rung!r}")
     top = finetune.finetune_lite0(acts[rung], labels, num_classes, trainable_from=rung, lr=lr, head_lr_mult=head_lr_mult,
-                                  on_epoch=on_epoch, init=init, **budget)
+                                  on_epoch=on_epoch, init=init, precision=precision, **budget)
     return top.features, top._fc, rung
 
 

@@ -181,6 +181,21 @@ def test_a_pass_read_late_is_planned_but_not_waited_for(tmp_path, monkeypatch):
                                                 "05_trained_wsol": ("features:cub",)}
 
 
+def test_the_tiny_pass_extracts_the_images_chapter_5_scores(tmp_path, monkeypatch):
+    from infocam import runs
+    from infocam.data.tiny_imagenet import load_tiny_imagenet, make_fixture, scored_subset
+
+    make_fixture(tmp_path, num_classes=4, n_val=5)
+    monkeypatch.setenv("INFOCAM_DATA", str(tmp_path))
+    asked = []
+    monkeypatch.setattr(runs, "load_profile", lambda chapter, profile: asked.append((chapter, profile)) or
+                        {"tiny_limit": 7, "seed": 3})
+    _, paths, *_ = bookbuild.feature_jobs(["features:tiny"])["features:tiny"]
+    tiny = load_tiny_imagenet(data_root=tmp_path)
+    assert asked == [("05_trained_wsol", "default")]
+    assert paths == [tiny.paths[i] for i in scored_subset(20, 7, 3)]
+
+
 def test_kernels_share_the_cores_out_among_the_workers(monkeypatch):
     monkeypatch.setattr(bookbuild, "_cpus", lambda: 2)
     assert bookbuild.kernel_threads(2) == 1 and bookbuild.kernel_threads(1) == 2

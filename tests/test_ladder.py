@@ -67,6 +67,17 @@ def test_init_starts_the_new_head(rung, data):
     torch.testing.assert_close(head.bias, b, atol=1e-6, rtol=0)
 
 
+def test_conv_rungs_train_in_the_precision_asked_for(data):
+    # bf16 autocast runs on every CPU (emulated where not native): the passes change, the weights stay float32
+    _, head32, _ = train("head", data)
+    transform, head16, _ = train("head", data, precision="bf16")
+    assert head16.weight.dtype == torch.float32 and not torch.equal(head16.weight, head32.weight)
+    torch.testing.assert_close(head16.weight, head32.weight, atol=0.05, rtol=0)
+    assert all(p.dtype == torch.float32 for p in transform.__self__.parameters())  # transform = top.features
+    _, lin16, _ = train("linear", data, precision="bf16")
+    assert torch.equal(lin16.weight, train("linear", data)[1].weight)  # the linear rung stays float32
+
+
 def test_on_epoch_watches_the_chosen_net(data):
     acts, pooled, labels = data
     seen = []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture
+from infocam.data.tiny_imagenet import as_xywh_misread, find_tiny_imagenet, load_tiny_imagenet, make_fixture, scored_subset
 from infocam.paths import DataError
 
 
@@ -47,6 +47,18 @@ def test_greyscale_images_are_present_and_load_as_rgb(tiny):
     assert "L" in modes
     x = imagenet_transform(64)(Image.open(next(p for p in val.paths if Image.open(p).mode == "L")))
     assert x.shape == (3, 64, 64)
+
+
+def test_scored_subset_is_all_or_a_seeded_draw():
+    assert scored_subset(7, 0, seed=3).tolist() == list(range(7))
+    a, b, c = scored_subset(100, 20, seed=0), scored_subset(100, 20, seed=0), scored_subset(100, 20, seed=1)
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+    assert len(set(a.tolist())) == 20 and (np.diff(a) > 0).all() and a.max() < 100
+    # the rule chapter 5 always used, so smoke runs keep their images
+    assert a.tolist() == np.sort(np.random.default_rng(0).permutation(100)[:20]).tolist()
+    assert scored_subset(5, 9, seed=0).tolist() == list(range(5))
+    with pytest.raises(ValueError, match="tiny_limit must be 0"):
+        scored_subset(5, -1, seed=0)
 
 
 def test_found_under_the_data_root(tiny, tmp_path):

@@ -221,6 +221,15 @@ def as_xywh_misread(boxes: np.ndarray) -> np.ndarray:
     return np.stack([b[:, 0], b[:, 1], np.minimum(b[:, 0] + b[:, 2], last), np.minimum(b[:, 1] + b[:, 3], last)], axis=1)
 
 
+def scored_subset(n: int, limit: int, seed: int) -> np.ndarray:
+    """Sorted positions of the validation images a run scores: all ``n`` for ``limit`` 0, else ``limit``
+    of them drawn without replacement by ``seed`` (chapter 5's ``tiny_limit``; the book's feature pass
+    extracts exactly these, so a chapter never waits for maps it does not score)."""
+    if limit < 0:
+        raise ValueError(f"tiny_limit must be 0 (all {n} images) or a positive count, got {limit}")
+    return np.sort(np.random.default_rng(seed).permutation(n)[: limit or n])
+
+
 def make_fixture(root: Path, num_classes: int = 4, n_train: int = 3, n_val: int = 5, seed: int = 0,
                  wnids: list[str] | None = None) -> Path:
     """A tiny generated Tiny-ImageNet folder (official layout): a bright square per image on noise,
@@ -259,4 +268,4 @@ def make_fixture(root: Path, num_classes: int = 4, n_train: int = 3, n_val: int 
     return folder
 
 
-__all__ = ["TinyImageNet", "as_xywh_misread", "find_tiny_imagenet", "load_tiny_imagenet", "make_fixture"]
+__all__ = ["TinyImageNet", "as_xywh_misread", "find_tiny_imagenet", "load_tiny_imagenet", "make_fixture", "scored_subset"]
