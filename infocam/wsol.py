@@ -35,19 +35,21 @@ batches (each batch's mean weighted equally, :func:`batch_running_average`).
 Speed, with identical numbers: :func:`iou_curves` finds the contours of the plain loop
 (:func:`reference_box_table`) but skips work that cannot change them — both modes share one
 contour pass per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous one
-reuses its contours; each mask is cropped to its extent and a map's crops are stacked into one
-``findContours`` call; ``boundingRect`` and ``contourArea`` become exact integer sums over the
-points of all contours at once; a map that occurs more than once in a call (the centre prior, the
-same for every image) is contoured once; IoUs are computed in one vectorised step per chunk of
-maps. Tests check equality with the plain loop (random maps of 64, 112 and 224 pixels, holes,
-ties, plateaus, border-touching regions, constant, non-square and repeated maps, several true
-boxes) and with wsolevaluation's own loop (transcribed in benchmarks/bench_wsol.py). The pixel
-work of ``findContours`` is most of what is left. Measured (benchmarks/bench_wsol.py, one thread,
-a shared machine): ``evaluate`` on 7 × 7 CAM-like maps takes ~1.4 ms per map at 112 × 112 and
-~0.9 ms at 64 × 64 (step 0.01; ~2.0 and ~1.3 with one ``findContours`` call per mask); on
-224 × 224 maps the evaluator is ~2× faster than wsolevaluation's two passes at step 0.01 and ~8×
-at step 0.001 (its ``--bounds`` mode times ``findContours`` alone and a component tree,
-scikit-image's ``max_tree``, the one-pass alternative).
+reuses its contours; a map's distinct masks are stacked, a row of zeros below each, into one
+``findContours`` call, the stack one broadcast comparison of the map with its cut-offs;
+``boundingRect`` and ``contourArea`` become exact integer sums over the points of all contours at
+once; a map that occurs more than once in a call (the centre prior, the same for every image) is
+contoured once; IoUs are computed in one vectorised step per chunk of maps. Tests check equality
+with the plain loop (random maps of 64, 112 and 224 pixels, holes, ties, plateaus, border-touching
+regions, constant, non-square and repeated maps, several true boxes) and with wsolevaluation's own
+loop (transcribed in benchmarks/bench_wsol.py). ``findContours`` itself is most of what is left
+(~¾ of :func:`iou_curves` at 112 × 112). Measured (benchmarks/bench_wsol.py, one thread, a shared
+machine at load ~1): ``evaluate`` on 7 × 7 CAM-like maps takes ~1.1 ms per map at 112 × 112 and
+~0.6 ms at 64 × 64 (step 0.01; ~1.9 and ~1.2 on noise maps, many contours; ~1.5 and ~1.0 with
+one ``findContours`` call per mask); on 224 × 224 maps the evaluator is ~2.3× faster than
+wsolevaluation's two passes at step 0.01 and ~8.8× at step 0.001 (its ``--bounds`` mode times
+``findContours`` alone and a component tree, scikit-image's ``max_tree``, the one-pass
+alternative).
 
 Input checks (one ValueError before any work): thresholds outside [0, 1), δ outside (0, 1],
 ground-truth boxes with x1 < x0, y1 < y0 or negative coordinates, NaN or ±inf in a map (named
@@ -284,13 +286,14 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
     contour at each τ (T,), mask of each τ (T,)). The contours of :func:`reference_box_table`'s
     ``threshold`` / ``findContours`` calls, found with savings that cannot change them: a cut-off
     that keeps exactly the pixels of the previous one (no value in between) reuses its contours;
-    each distinct mask is cropped to its extent (rows and columns whose maximum exceeds the
-    cut-off), and a map's crops are stacked one below the other, a row of zeros between, into one
-    ``findContours`` call (up to ``_PIXELS_PER_STACK`` pixels): no region spans two crops and each
-    crop's rows are scanned before the next one's, so each mask gets the contours, in the order,
-    of its own call (tests check this); ``boundingRect`` and ``contourArea`` are computed for all
-    contours at once from their points (min / max of the coordinates, the shoelace sum — exact in
-    integers, as ``contourArea`` is in float64 for pixel coordinates).
+    a map's distinct masks are stacked one below the other, each followed by a row of zeros, into
+    one ``findContours`` call (up to ``_PIXELS_PER_STACK`` pixels; the stack is one broadcast
+    comparison of the map with its cut-offs, whole masks: cropping each to its extent cost more
+    to build than it saved ``findContours``): no region spans two masks and each mask's rows are
+    scanned before the next one's, so each mask gets the contours, in the order, of its own call
+    (tests check this); ``boundingRect`` and ``contourArea`` are computed for all contours at once
+    from their points (min / max of the coordinates, the shoelace sum — exact in integers, as
+    ``contourArea`` is in float64 for pixel coordinates).
     """
     n, H, W = u8.shape
     cut = _cutoffs(u8, t)  # non-decreasing along τ
@@ -299,27 +302,19 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
     new = np.ones_like(above, dtype=bool)
     new[:, 1:] = above[:, 1:] != above[:, :-1]
     seg_map, seg_t = np.nonzero(new)  # one segment per distinct mask, in (map, τ) order
-    seg_cut = cut[seg_map, seg_t]
+    seg_cut = cut[seg_map, seg_t].astype(np.uint8)  # int(τ · max) < 255
     seg_base = np.r_[0, np.cumsum(new.sum(axis=1))]
-    rows = u8.max(axis=2)[seg_map] > seg_cut[:, None]  # crop each mask to its extent (none: 0 × 0)
-    cols = u8.max(axis=1)[seg_map] > seg_cut[:, None]
-    y0, x0 = rows.argmax(axis=1), cols.argmax(axis=1)
-    h, w = np.maximum(H - rows[:, ::-1].argmax(axis=1) - y0, 0), np.maximum(W - cols[:, ::-1].argmax(axis=1) - x0, 0)
-    h[~rows.any(axis=1)] = 0
-    w[~cols.any(axis=1)] = 0
-    top = np.cumsum(h + 1) - (h + 1)  # each crop's first row in its stack, then a row of zeros
+    padded = np.zeros((n, H + 1, W), dtype=np.uint8)  # each map with a row of zeros below
+    padded[:, :H] = u8
+    per_stack = max(1, _PIXELS_PER_STACK // ((H + 1) * W))  # masks per findContours call
     contours, found, first_seg = [], [], []
     for m in range(n):
-        s0 = seg_base[m]
-        while s0 < seg_base[m + 1]:
-            s1 = s0 + 1 + np.searchsorted(top[s0 + 1 : seg_base[m + 1]] - top[s0], _PIXELS_PER_STACK // (w[s0] + 1))
-            stack = np.zeros((top[s1 - 1] + h[s1 - 1] + 1 - top[s0], max(1, w[s0])), dtype=bool)  # nested: s0 widest
-            for r, c, ya, xa, hs, ws in zip(*(a[s0:s1].tolist() for a in (top - top[s0], seg_cut, y0, x0, h, w))):
-                np.greater(u8[m, ya : ya + hs, xa : xa + ws], c, out=stack[r : r + hs, :ws])
-            found.append(len(cs := cv2.findContours(stack.view(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]))
+        for s0 in range(seg_base[m], seg_base[m + 1], per_stack):
+            stack = np.greater(padded[m], seg_cut[s0 : min(s0 + per_stack, seg_base[m + 1]), None, None])
+            found.append(len(cs := cv2.findContours(stack.reshape(-1, W).view(np.uint8), cv2.RETR_TREE,
+                                                    cv2.CHAIN_APPROX_SIMPLE)[0]))
             contours.extend(cs)
             first_seg.append(s0)
-            s0 = s1
     seg, contour_boxes, contour_area = np.zeros(0, dtype=np.intp), np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
     if contours:
         lengths = np.fromiter(map(len, contours), dtype=np.intp, count=len(contours))
@@ -331,10 +326,11 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
         cross = np.zeros(len(pts), dtype=np.int64)  # x[i] y[i + 1] − y[i] x[i + 1]; the sum closes each contour
         cross[:-1] = x[:-1] * y[1:] - y[:-1] * x[1:]
         twice = np.add.reduceat(cross, starts) - cross[last] + x[last] * y[starts] - y[last] * x[starts]
-        stack_seg = np.repeat(first_seg, found)
-        seg = np.searchsorted(top, y[starts] + top[stack_seg], side="right") - 1  # the contour's mask
-        shift = np.stack([x0[seg], y0[seg] - top[seg] + top[stack_seg]], axis=1)
-        lo, hi = np.minimum.reduceat(pts, starts) + shift, np.maximum.reduceat(pts, starts) + 1 + shift
+        k = y[starts] // (H + 1)  # the contour's mask within its stack
+        seg = np.repeat(first_seg, found) + k
+        lo, hi = np.minimum.reduceat(pts, starts), np.maximum.reduceat(pts, starts) + 1
+        lo[:, 1] -= (H + 1) * k
+        hi[:, 1] -= (H + 1) * k
         order = np.argsort(seg, kind="stable")  # each mask's contours together, in their own order
         seg, contour_area = seg[order], np.abs(twice)[order]
         contour_boxes = np.concatenate([lo, np.minimum(hi, [W - 1, H - 1])], axis=1)[order]

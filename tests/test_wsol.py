@@ -53,7 +53,7 @@ def _fixture(kind, rng):
         maps[3, 4:26, 4:26] = 0
         maps[3, 12:18, 12:18] = 1
         return wsol.normalize(maps + 0.3 * rng.random((4, 30, 30)).astype(np.float32) * (rng.random((4, 30, 30)) < 0.1))
-    if kind == "border":  # regions touching every border
+    if kind == "border":  # regions touching every border (stacked masks: bottom-row regions above top-row ones)
         maps = _smooth_maps(6, 32, 24, 3)
         maps[:, 0, :] = 1
         maps[:, :, -1] = 0.95
@@ -307,13 +307,14 @@ def test_iou_curves_equal_plain_loop_on_random_maps(size, n):
     assert np.array_equal(best, ref_all)
 
 
-def test_small_stacks_and_chunks_give_the_same_curves(monkeypatch):
+@pytest.mark.parametrize("stack_pixels", [1, 3 * 49 * 48])  # one mask per findContours call; three
+def test_small_stacks_and_chunks_give_the_same_curves(monkeypatch, stack_pixels):
     """Masks split over several findContours stacks, maps over several chunks (copies in different chunks)."""
     rng = np.random.default_rng(3)
     maps = _random_maps(rng, 40, 48)
     gts = [np.array([[5, 6, 30, 40], [0, 0, 47, 10]])] * 40
     t = wsol.default_thresholds(0.03)
-    monkeypatch.setattr(wsol, "_PIXELS_PER_STACK", 3 * 49 * 48)
+    monkeypatch.setattr(wsol, "_PIXELS_PER_STACK", stack_pixels)
     monkeypatch.setattr(wsol, "_PIXELS_PER_CALL", 5 * 48 * 48)
     ref_largest, ref_all = reference_curves(maps, gts, t)
     largest, best = wsol._curves(maps, gts, t)
