@@ -59,12 +59,10 @@ CHAPTER_NEEDS = {
 # the chapter gets there, the feature cache's lock makes it wait instead of extracting a second time.
 READ_LATE = {"05_trained_wsol": ("features:tiny",)}
 # Start order among tasks whose inputs are ready (only the order changes, never a result). On 2 workers:
-# the CUB pass and chapter 2 first; the Tiny-ImageNet pass after the CUB pass, on that worker; chapter 5
-# (the long pole) on the other as soon as chapter 2 is done, while the Tiny pass runs (chapter 5 reads it
-# last, see READ_LATE); then the rest, longest first, and the short chapter 1 last, where it fills the end
-# of the other worker's last chapter. Measured cold on 2 cores: 442 s with chapter 5 started right after
-# the CUB pass (the other worker then held every other task), ~410 s this way.
-PRIORITY = ("features:cub", "02_synthetic_mi", "features:tiny", "05_trained_wsol", "03_imbalanced",
+# the CUB pass and chapter 2 first; on the CUB pass's worker then the Tiny-ImageNet pass and chapter 3;
+# chapter 5 (the longest) on the other worker once chapter 2 is done (it reads the Tiny maps last, see
+# READ_LATE); chapter 4 after chapter 3, and the short chapter 1 last, on whichever worker is free first.
+PRIORITY = ("features:cub", "02_synthetic_mi", "features:tiny", "03_imbalanced", "05_trained_wsol",
             "04_infocam", "01_theory")
 
 
