@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 # Environment for the processes that run chapters (kernels of `infocam execute` and `infocam run`).
@@ -39,8 +38,12 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and every GPU) so a run is repeatable on the same machine.
 
     The one way to seed in the book: every chapter and module calls it before it builds or
-    trains a network (``torch.manual_seed`` also seeds CUDA's generators).
+    trains a network (``torch.manual_seed`` also seeds CUDA's generators). torch is imported here,
+    not with the module, so that pages which only read results (the summary, the front page) start
+    without it.
     """
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
