@@ -36,20 +36,24 @@ Speed, with identical numbers: :func:`iou_curves` finds the contours of the plai
 (:func:`reference_box_table`) but skips work that cannot change them — both modes share one
 contour pass per (map, τ); a τ whose uint8 cut-off keeps exactly the pixels of the previous one
 reuses its contours; a map's distinct masks are stacked, a row of zeros below each, into one
-``findContours`` call, the stack one broadcast comparison of the map with its cut-offs;
+``findContours`` call, the stack one broadcast comparison of the map with its cut-offs; a mask
+that provably has exactly one contour skips ``findContours``, its box the mask's extent (OpenCV
+finds one contour per 8-connected region and per hole: Euler number 1, from histograms of the
+pixels, pairs and 2 × 2 blocks above every cut-off at once, with at most one region, bounded by
+the regional maxima whose straight line to the map's top pixel dips to the cut-off, leaves one);
 ``boundingRect`` and ``contourArea`` become exact integer sums over the points of all contours at
 once; a map that occurs more than once in a call (the centre prior, the same for every image) is
 contoured once; IoUs are computed in one vectorised step per chunk of maps. Tests check equality
 with the plain loop (random maps of 64, 112 and 224 pixels, holes, ties, plateaus, border-touching
-regions, constant, non-square and repeated maps, several true boxes) and with wsolevaluation's own
-loop (transcribed in benchmarks/bench_wsol.py). ``findContours`` itself is most of what is left
-(~¾ of :func:`iou_curves` at 112 × 112). Measured (benchmarks/bench_wsol.py, one thread, a shared
-machine at load ~1): ``evaluate`` on 7 × 7 CAM-like maps takes ~1.1 ms per map at 112 × 112 and
-~0.6 ms at 64 × 64 (step 0.01; ~1.9 and ~1.2 on noise maps, many contours; ~1.5 and ~1.0 with
-one ``findContours`` call per mask); on 224 × 224 maps the evaluator is ~2.3× faster than
-wsolevaluation's two passes at step 0.01 and ~8.8× at step 0.001 (its ``--bounds`` mode times
-``findContours`` alone and a component tree, scikit-image's ``max_tree``, the one-pass
-alternative).
+regions, constant, non-square and repeated maps, several true boxes), that every skipped mask has
+one contour, and equality with wsolevaluation's own loop (transcribed in
+benchmarks/bench_wsol.py). Measured (benchmarks/bench_wsol.py, one thread, a shared machine at
+load ~1–3): ``evaluate`` on 7 × 7 CAM-like maps takes ~0.8 ms per map at 112 × 112 and ~0.4 ms at
+64 × 64 (step 0.01; ~1.25 and ~0.63 without the one-contour path, which skips ``findContours`` for
+73 % of their distinct masks); on noise maps (many contours, 7–8 % skipped) ~2.0 and ~1.25, ~5 %
+slower than without it; on 224 × 224 maps the evaluator is ~2.0× faster than wsolevaluation's two
+passes at step 0.01 and ~8× at step 0.001 (its ``--bounds`` mode times ``findContours`` alone and
+a component tree, scikit-image's ``max_tree``, the one-pass alternative).
 
 Input checks (one ValueError before any work): thresholds outside [0, 1), δ outside (0, 1],
 ground-truth boxes with x1 < x0, y1 < y0 or negative coordinates, NaN or ±inf in a map (named
@@ -279,6 +283,66 @@ def boxes_from_map(heatmap, thresholds, components: str = "largest") -> list[np.
 
 
 # -- all thresholds of many maps -----------------------------------------------------------------
+def _histogram(x: np.ndarray) -> np.ndarray:
+    """Counts of the 256 values of a uint8 array: ``cv2.calcHist`` (~3× faster than ``np.bincount``), whose
+    float32 counts are exact below 2^24 elements; larger arrays use ``np.bincount``."""
+    if x.size >= 1 << 24:
+        return np.bincount(x.ravel(), minlength=256)
+    return cv2.calcHist([x.reshape(1, -1)], [0], None, [256], [0, 256])[:, 0].astype(np.int64)
+
+
+def _one_contour(u8: np.ndarray, padded: np.ndarray, hist: np.ndarray) -> np.ndarray:
+    """For uint8 maps (n, H, W) and each cut-off c (n, 256): whether ``u8 > c`` provably has exactly one contour.
+
+    OpenCV finds C + H contours (C 8-connected regions, H holes: 4-connected background
+    components off the border). The Euler number E = C − H of every cut-off at once comes from
+    cumulative histograms (Gray 1971): pixels, 4-adjacent pairs and 2 × 2 blocks above c (the
+    4-connected number) less the 2 × 2 blocks whose two pixels above c lie on a diagonal. C is
+    bounded by regional maxima: each region holds one (a plateau with only lower neighbours, a
+    whole 8-connected piece of the pixels ≥ their 8 neighbours), so a region without the map's
+    top pixel holds one whose straight 8-connected line to the top pixel dips to c or below;
+    C ≤ 1 + the number of such maxima. Where that number is 0 and E = 1, C = 1 and H = 0.
+    """
+    n, H, W = u8.shape
+    flat = padded.reshape(-1, W)  # the rows of zeros keep maps apart
+    square = np.ones((3, 3), np.uint8)
+    local = (flat == cv2.dilate(flat, square)) & (flat > 0)
+    count, labels = cv2.connectedComponents(local.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    shore = local & (cv2.dilate(flat & (local.view(np.uint8) - 1), square) == flat)  # equal value off the piece
+    where = np.flatnonzero(local)
+    piece = labels.ravel()[where]
+    rep = np.zeros(count, dtype=np.intp)
+    rep[piece] = where  # a pixel of each piece
+    regional = np.ones(count, dtype=bool)
+    regional[piece[shore.ravel()[where]]] = False
+    regional[0] = False
+    m, y = np.divmod(rep[regional], (H + 1) * W)
+    y, x = np.divmod(y, W)
+    ty, tx = np.divmod(u8.reshape(n, -1).argmax(axis=1)[m], W)
+    S = max(H, W)  # steps of at most one pixel in each direction: an 8-connected line
+    s = np.arange(S + 1)
+    low = u8[m[:, None], y[:, None] + ((ty - y)[:, None] * s + S // 2) // S,
+             x[:, None] + ((tx - x)[:, None] * s + S // 2) // S].min(axis=1)
+    offset = 256 * m
+    joined = np.bincount(low + offset, minlength=256 * n) - np.bincount(u8[m, y, x] + offset, minlength=256 * n)
+    apart = np.cumsum(joined.reshape(n, 256), axis=1)  # maxima above c not shown joined to the top pixel
+    pairs = np.empty((n, H * (W - 1) + (H - 1) * W), dtype=np.uint8)  # 4-adjacent pairs: the minimum of each
+    h = pairs[:, : H * (W - 1)].reshape(n, H, W - 1)
+    np.minimum(u8[:, :, :-1], u8[:, :, 1:], out=h)
+    np.minimum(u8[:, :-1], u8[:, 1:], out=pairs[:, H * (W - 1) :].reshape(n, H - 1, W))
+    blocks = np.minimum(h[:, :-1], h[:, 1:])
+    counts = np.array([_histogram(x) for both in zip(blocks, pairs) for x in both]).reshape(n, 2, 256)
+    nw, ne, sw, se = u8[:, :-1, :-1], u8[:, :-1, 1:], u8[:, 1:, :-1], u8[:, 1:, 1:]
+    lo = np.minimum(np.maximum(ne, sw), np.maximum(nw, se))  # the two above c lie on a diagonal for lo <= c < hi
+    hi = np.maximum(np.minimum(nw, se), np.minimum(ne, sw))
+    diagonal = np.flatnonzero(lo < hi)  # rare in smooth maps
+    offset = 256 * (diagonal // max(1, (H - 1) * (W - 1)))
+    lo, hi = lo.ravel()[diagonal] + offset, hi.ravel()[diagonal] + offset
+    saddles = np.bincount(lo, minlength=256 * n) - np.bincount(hi, minlength=256 * n)
+    euler = 1 - np.cumsum(hist.reshape(n, 256) + counts[:, 0] - counts[:, 1] + saddles.reshape(n, 256), axis=1)
+    return (apart == 0) & (euler == 1)
+
+
 def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
     """Reference boxes of uint8 maps (n, H, W) at sorted thresholds ``t``, one table per map.
 
@@ -291,7 +355,9 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
     comparison of the map with its cut-offs, whole masks: cropping each to its extent cost more
     to build than it saved ``findContours``): no region spans two masks and each mask's rows are
     scanned before the next one's, so each mask gets the contours, in the order, of its own call
-    (tests check this); ``boundingRect`` and ``contourArea`` are computed for all contours at once
+    (tests check this); a mask that provably has one contour (:func:`_one_contour`) skips
+    ``findContours``: that contour is the outer border of the whole mask, so its box is the mask's
+    extent and it is the largest; ``boundingRect`` and ``contourArea`` are computed for all contours at once
     from their points (min / max of the coordinates, the shoelace sum — exact in integers, as
     ``contourArea`` is in float64 for pixel coordinates).
     """
@@ -306,16 +372,25 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
     seg_base = np.r_[0, np.cumsum(new.sum(axis=1))]
     padded = np.zeros((n, H + 1, W), dtype=np.uint8)  # each map with a row of zeros below
     padded[:, :H] = u8
+    single = _one_contour(u8, padded, hist)[seg_map, seg_cut]
+    seg = np.flatnonzero(single)  # masks of one contour: its box is the mask's extent
+    rows = u8.max(axis=2)[seg_map[seg]] > seg_cut[seg, None]
+    cols = u8.max(axis=1)[seg_map[seg]] > seg_cut[seg, None]
+    contour_boxes = np.stack([cols.argmax(axis=1), rows.argmax(axis=1),  # boundingRect, x1 and y1 clipped
+                              np.minimum(W - cols[:, ::-1].argmax(axis=1), W - 1),
+                              np.minimum(H - rows[:, ::-1].argmax(axis=1), H - 1)], axis=1)
+    contour_area = np.zeros(len(seg), dtype=np.int64)
     per_stack = max(1, _PIXELS_PER_STACK // ((H + 1) * W))  # masks per findContours call
-    contours, found, first_seg = [], [], []
+    contours, found, stacked = [], [], []
     for m in range(n):
-        for s0 in range(seg_base[m], seg_base[m + 1], per_stack):
-            stack = np.greater(padded[m], seg_cut[s0 : min(s0 + per_stack, seg_base[m + 1]), None, None])
+        todo = np.flatnonzero(~single[seg_base[m] : seg_base[m + 1]]) + seg_base[m]
+        for s0 in range(0, len(todo), per_stack):
+            part = todo[s0 : s0 + per_stack]
+            stack = np.greater(padded[m], seg_cut[part, None, None])
             found.append(len(cs := cv2.findContours(stack.reshape(-1, W).view(np.uint8), cv2.RETR_TREE,
                                                     cv2.CHAIN_APPROX_SIMPLE)[0]))
             contours.extend(cs)
-            first_seg.append(s0)
-    seg, contour_boxes, contour_area = np.zeros(0, dtype=np.intp), np.zeros((0, 4)), np.zeros(0, dtype=np.int64)
+            stacked.append(part)
     if contours:
         lengths = np.fromiter(map(len, contours), dtype=np.intp, count=len(contours))
         pts = np.frombuffer(b"".join(contours), dtype=np.int32)  # OpenCV gives C-contiguous (k, 1, 2) int32 arrays
@@ -327,13 +402,15 @@ def _contour_tables(u8: np.ndarray, t: np.ndarray) -> list[tuple]:
         cross[:-1] = x[:-1] * y[1:] - y[:-1] * x[1:]
         twice = np.add.reduceat(cross, starts) - cross[last] + x[last] * y[starts] - y[last] * x[starts]
         k = y[starts] // (H + 1)  # the contour's mask within its stack
-        seg = np.repeat(first_seg, found) + k
+        sizes = np.fromiter(map(len, stacked), dtype=np.intp, count=len(stacked))
+        seg = np.r_[seg, np.concatenate(stacked)[np.repeat(np.cumsum(sizes) - sizes, found) + k]]
         lo, hi = np.minimum.reduceat(pts, starts), np.maximum.reduceat(pts, starts) + 1
         lo[:, 1] -= (H + 1) * k
         hi[:, 1] -= (H + 1) * k
-        order = np.argsort(seg, kind="stable")  # each mask's contours together, in their own order
-        seg, contour_area = seg[order], np.abs(twice)[order]
-        contour_boxes = np.concatenate([lo, np.minimum(hi, [W - 1, H - 1])], axis=1)[order]
+        contour_boxes = np.r_[contour_boxes, np.concatenate([lo, np.minimum(hi, [W - 1, H - 1])], axis=1)]
+        contour_area = np.r_[contour_area, np.abs(twice)]
+    order = np.argsort(seg, kind="stable")  # each mask's contours together, in their own order
+    seg, contour_area, contour_boxes = seg[order], contour_area[order], contour_boxes[order]
     count = np.bincount(seg, minlength=len(seg_map))
     is_contour = np.repeat(count > 0, np.maximum(count, 1))  # a mask without contours: one (0, 0, 0, 0) row
     boxes = np.zeros((len(is_contour), 4))

@@ -320,3 +320,94 @@ def test_small_stacks_and_chunks_give_the_same_curves(monkeypatch, stack_pixels)
     largest, best = wsol._curves(maps, gts, t)
     assert np.array_equal(largest, ref_largest)
     assert np.array_equal(best, ref_all)
+
+
+def _one_contour_table(u8):
+    """wsol._one_contour of uint8 maps (n, H, W), with the padded stack and histograms _contour_tables gives it."""
+    n, H, W = u8.shape
+    padded = np.zeros((n, H + 1, W), np.uint8)
+    padded[:, :H] = u8
+    hist = np.stack([np.bincount(m.ravel(), minlength=256) for m in u8]).ravel()
+    return wsol._one_contour(u8, padded, hist)
+
+
+def _hard_maps(rng, n, h, w):
+    """Random maps that stress the one-contour proof: binary speckle (diagonal-only contacts, single pixels,
+    holes touching diagonally), diagonal stripes, quantised bumps off and on the border, rings, plateaus."""
+    yy, xx = np.mgrid[:h, :w] / max(h, w)
+    maps = []
+    for _ in range(n):
+        kind = rng.integers(0, 6)
+        if kind == 0:
+            m = rng.random((h, w)) < rng.uniform(0.1, 0.9)
+        elif kind == 1:
+            stripes = (np.arange(h)[:, None] + rng.integers(1, 3) * np.arange(w)) % rng.integers(2, 5) == 0
+            m = stripes * rng.random((h, w))
+        elif kind == 2:
+            cy, cx = rng.uniform(-0.2, 1.2, (2, rng.integers(1, 5)))
+            m = sum(rng.uniform(0.2, 1) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / rng.uniform(0.002, 0.1))
+                    for y, x in zip(cy, cx))
+            m = np.floor(m * rng.integers(3, 40))
+        elif kind == 3:
+            r = np.hypot(yy - rng.uniform(0, 1), xx - rng.uniform(0, 1))
+            m = sum(rng.uniform(0.2, 1) * ((r > a) & (r < a + rng.uniform(0.01, 0.2)))
+                    for a in rng.uniform(0, 0.6, 4))
+        elif kind == 4:
+            m = wsol.upsample(rng.standard_normal((1, 4, 4)).astype(np.float32), (h, w))[0]
+            m = np.round(m * rng.integers(1, 6))
+        else:
+            m = wsol.upsample(rng.standard_normal((1, 5, 5)).astype(np.float32), (h, w))[0]
+            m[0] = m.max() + 1
+            m[:, -1] = m.max() * rng.uniform(0.5, 1.1)
+        maps.append(np.asarray(m, np.float32))
+    return wsol.normalize(np.stack(maps))
+
+
+@pytest.mark.parametrize("shape", [(40, 40), (23, 57), (3, 5), (1, 9), (6, 1)])
+def test_one_contour_decisions_are_never_wrong(shape):
+    """Every cut-off the fast path skips has exactly one contour, counted by findContours (random maps of all kinds)."""
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    h, w = shape
+    maps = np.concatenate([_smooth_maps(20, h, w, h * w), _hard_maps(rng, 60, h, w),
+                           wsol.normalize(rng.random((10, h, w)).astype(np.float32) ** 3)]
+                          + ([_random_maps(rng, 30, h)] if h == w else []))
+    u8 = wsol.to_uint8(maps)
+    one = _one_contour_table(u8)
+    decided = 0
+    for m, row in zip(u8, one):
+        for c in np.flatnonzero(row):
+            mask = (m > c).view(np.uint8)
+            assert len(cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]) == 1, (m, c)
+            decided += 1
+    assert decided > 0
+    t = wsol.default_thresholds(0.01)
+    gts = [np.array([[0, 0, w // 2, h // 2], [w // 3, h // 4, w - 1, h - 1]])] * len(maps)
+    ref_largest, ref_all = reference_curves(maps, gts, t)
+    largest, best = wsol._curves(maps, gts, t)
+    assert np.array_equal(largest, ref_largest)
+    assert np.array_equal(best, ref_all)
+
+
+def test_smooth_single_blobs_skip_find_contours(monkeypatch):
+    """The fast path is taken: a centred blob needs no findContours call; smooth CAMs skip most of their masks."""
+    calls = []
+    find = cv2.findContours
+    monkeypatch.setattr(cv2, "findContours", lambda *a, **k: calls.append(1) or find(*a, **k))
+    blob = wsol.normalize(wsol.centre_prior(2, 112, 112))
+    gt = np.array([[30, 30, 80, 80]] * 2)
+    t = wsol.default_thresholds(0.01)
+    largest, best = wsol._curves(blob, gt, t)
+    assert calls == []
+    ref_largest, ref_all = reference_curves(blob, gt, t)
+    assert np.array_equal(largest, ref_largest) and np.array_equal(best, ref_all)
+    u8 = wsol.to_uint8(wsol.prepare(_bench_wsol().make_cams(20, "blobs"), (112, 112)))
+    one = _one_contour_table(u8)
+    cuts = [np.unique(c) for c in wsol._cutoffs(u8, t)]
+    assert np.mean([one[i, c].mean() for i, c in enumerate(cuts)]) > 0.5
+
+
+def test_histograms_stay_exact_beyond_float32_counts():
+    """cv2.calcHist counts in float32: 2^24 + 1 equal values take the np.bincount path."""
+    assert wsol._histogram(np.zeros((1 << 24) + 1, np.uint8))[0] == (1 << 24) + 1
+    x = np.random.default_rng(0).integers(0, 256, (37, 41), dtype=np.uint8)
+    assert np.array_equal(wsol._histogram(x), np.bincount(x.ravel(), minlength=256))
