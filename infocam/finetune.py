@@ -134,8 +134,8 @@ def train_whole_lite0(paths, labels, num_classes: int, *, epochs: int = 3, batch
     budget rule as :func:`finetune_lite0`: SGD, Nesterov momentum 0.9, ``head_lr_mult`` × ``lr`` on the new
     head (from scratch, or from the rows ``init`` = (weight, bias)), cosine schedule, ``epochs`` epochs;
     each image resized whole to ``image_size`` (as the cached features are), no augmentation, passes in
-    ``precision``. Returns the
-    network (``features`` → (N, 1280, h, w), head ``fc``) and the measured seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
+    ``precision``. Returns the network (``features`` → (N, 1280, h, w), head ``fc``) and the measured
+    seconds per epoch. Used in chapter 5 (``ladder`` with ``"all"``)."""
     import time
 
     from infocam.models.lite0_cam import Lite0CAM
